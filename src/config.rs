@@ -1,0 +1,461 @@
+//! Configuration: `switchboard.toml` parsed as [`RawConfig`] (every key optional, unknown keys
+//! refused with their path), then resolved with the command-line flags into [`Config`], which
+//! has a value for everything the runtime reads. Defaults are written once, in [`Config::resolve`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Why a configuration could not be used; `main` prints it and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the file: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        path: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// A password, token or API key: never printed by `Debug`, compared in constant time.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Secret(***)")
+    }
+}
+
+impl Secret {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `switchboard.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+    pub http: Option<RawFace>,
+    pub streamerbot: Option<RawStreamerbot>,
+    pub custom: Option<RawCustom>,
+    pub astro: Option<RawAstro>,
+    pub socketio: Option<RawSocketio>,
+    #[serde(default)]
+    pub outbound: Vec<RawOutbound>,
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFace {
+    pub enabled: Option<bool>,
+    pub bind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStreamerbot {
+    pub enabled: Option<bool>,
+    pub bind: Option<String>,
+    pub endpoint: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustom {
+    pub enabled: Option<bool>,
+    pub bind: Option<String>,
+    pub token: Option<Secret>,
+    pub max_connections: Option<u32>,
+    pub rate_limit_per_second: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAstro {
+    pub enabled: Option<bool>,
+    pub bind: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<AstroToken>,
+}
+
+/// Who may subscribe on the Astro face, to which room, with which scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AstroToken {
+    pub token: Secret,
+    pub room: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocketio {
+    pub enabled: Option<bool>,
+    pub bind: Option<String>,
+    #[serde(default)]
+    pub api_keys: Vec<Secret>,
+}
+
+/// One outbound custom WebSocket client connection (custom.md, part 2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub source: Option<String>,
+    pub auth: Option<OutboundAuth>,
+    #[serde(default)]
+    pub mapping: serde_json::Map<String, Value>,
+    pub default_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundAuth {
+    pub token: Secret,
+    #[serde(default)]
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Header,
+    Query,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_frame_bytes: Option<usize>,
+    pub send_queue: Option<usize>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Command-line values that beat the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+}
+
+/// A face's listener: off, or on at an address (port 0 picks a free port).
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamerbotConfig {
+    pub listener: Listener,
+    /// The upgrade path, starting with `/`.
+    pub endpoint: String,
+    /// Empty: no authentication handshake.
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomConfig {
+    pub listener: Listener,
+    /// Empty: generated on first start and kept in the store.
+    pub token: Secret,
+    pub max_connections: u32,
+    pub rate_limit_per_second: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AstroConfig {
+    pub listener: Listener,
+    pub tokens: Vec<AstroToken>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SocketioConfig {
+    pub listener: Listener,
+    pub api_keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Larger messages are refused with the protocol's error.
+    pub max_frame_bytes: usize,
+    /// Outgoing frames buffered per session before it is dropped as too slow.
+    pub send_queue: usize,
+}
+
+/// The resolved configuration: defaults, then the file, then the flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub rules_dir: PathBuf,
+    pub http: Listener,
+    pub streamerbot: StreamerbotConfig,
+    pub custom: CustomConfig,
+    pub astro: AstroConfig,
+    pub socketio: SocketioConfig,
+    pub outbound: Vec<RawOutbound>,
+    pub limits: Limits,
+}
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "switchboard.toml";
+
+impl Config {
+    /// Reads `file` (or `./switchboard.toml` when it exists) and resolves it with `overrides`.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let (raw, origin) = match file {
+            Some(path) => (read_file(path)?, path.display().to_string()),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                (read_file(Path::new(DEFAULT_FILE))?, DEFAULT_FILE.to_owned())
+            }
+            None => (RawConfig::default(), "defaults".to_owned()),
+        };
+        Config::resolve(raw, overrides, &origin)
+    }
+
+    /// Applies defaults, then `raw`, then `overrides`; `origin` names the file in errors.
+    pub fn resolve(
+        raw: RawConfig,
+        overrides: Overrides,
+        origin: &str,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        let listener = |key: &str,
+                        enabled: Option<bool>,
+                        bind: Option<String>,
+                        default: &str|
+         -> Result<Listener, ConfigError> {
+            let text = bind.unwrap_or_else(|| default.to_owned());
+            let bind = text.parse().map_err(|_| {
+                invalid(
+                    &format!("{key}.bind"),
+                    format!("`{text}` is not an address like 127.0.0.1:8080"),
+                )
+            })?;
+            Ok(Listener {
+                enabled: enabled.unwrap_or(true),
+                bind,
+            })
+        };
+
+        let http = raw.http.unwrap_or_default();
+        let streamerbot = raw.streamerbot.unwrap_or_default();
+        let endpoint = streamerbot.endpoint.unwrap_or_else(|| "/".to_owned());
+        if !endpoint.starts_with('/') {
+            return Err(invalid(
+                "streamerbot.endpoint",
+                format!("`{endpoint}` must start with `/`"),
+            ));
+        }
+        let custom = raw.custom.unwrap_or_default();
+        let astro = raw.astro.unwrap_or_default();
+        let socketio = raw.socketio.unwrap_or_default();
+        let limits = raw.limits.unwrap_or_default();
+        let max_frame_bytes = limits.max_frame_bytes.unwrap_or(1_048_576);
+        if max_frame_bytes == 0 {
+            return Err(invalid(
+                "limits.max_frame_bytes",
+                "must be at least 1".into(),
+            ));
+        }
+        let send_queue = limits.send_queue.unwrap_or(1024);
+        if send_queue == 0 {
+            return Err(invalid("limits.send_queue", "must be at least 1".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, outbound) in raw.outbound.iter().enumerate() {
+            if outbound.name.trim().is_empty() || !names.insert(outbound.name.clone()) {
+                return Err(invalid(
+                    &format!("outbound[{index}].name"),
+                    format!("`{}` is empty or used twice", outbound.name),
+                ));
+            }
+        }
+
+        Ok(Config {
+            data_dir: overrides
+                .data_dir
+                .or(raw.data_dir)
+                .unwrap_or_else(|| "./data".into()),
+            rules_dir: overrides
+                .rules_dir
+                .or(raw.rules_dir)
+                .unwrap_or_else(|| "./rules".into()),
+            http: listener("http", http.enabled, http.bind, "127.0.0.1:7474")?,
+            streamerbot: StreamerbotConfig {
+                listener: listener(
+                    "streamerbot",
+                    streamerbot.enabled,
+                    streamerbot.bind,
+                    "127.0.0.1:8080",
+                )?,
+                endpoint,
+                password: streamerbot.password.unwrap_or_default(),
+            },
+            custom: CustomConfig {
+                listener: listener("custom", custom.enabled, custom.bind, "127.0.0.1:7895")?,
+                token: custom.token.unwrap_or_default(),
+                max_connections: custom.max_connections.unwrap_or(10),
+                rate_limit_per_second: custom.rate_limit_per_second.unwrap_or(60),
+            },
+            astro: AstroConfig {
+                listener: listener("astro", astro.enabled, astro.bind, "127.0.0.1:7896")?,
+                tokens: astro.tokens,
+            },
+            socketio: SocketioConfig {
+                listener: listener(
+                    "socketio",
+                    socketio.enabled,
+                    socketio.bind,
+                    "127.0.0.1:3000",
+                )?,
+                api_keys: socketio.api_keys,
+            },
+            outbound: raw.outbound,
+            limits: Limits {
+                max_frame_bytes,
+                send_queue,
+            },
+        })
+    }
+}
+
+/// Parses a configuration file, reporting errors as `path: key: reason`.
+pub fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses configuration text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let key = error.path().to_string();
+        let inner = error.into_inner();
+        ConfigError::Invalid {
+            path: origin.to_owned(),
+            key: if key == "." { String::new() } else { key },
+            reason: inner.message().trim().to_owned(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str) -> Result<Config, ConfigError> {
+        Config::resolve(parse(text, "test.toml")?, Overrides::default(), "test.toml")
+    }
+
+    #[test]
+    fn no_file_gives_the_documented_defaults() {
+        let config = resolve("").unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.rules_dir, PathBuf::from("./rules"));
+        assert_eq!(config.http.bind.to_string(), "127.0.0.1:7474");
+        assert_eq!(
+            config.streamerbot.listener.bind.to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(config.streamerbot.endpoint, "/");
+        assert_eq!(config.custom.listener.bind.to_string(), "127.0.0.1:7895");
+        assert_eq!(config.custom.max_connections, 10);
+        assert_eq!(config.custom.rate_limit_per_second, 60);
+        assert_eq!(config.astro.listener.bind.to_string(), "127.0.0.1:7896");
+        assert_eq!(config.socketio.listener.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.limits.max_frame_bytes, 1_048_576);
+        assert_eq!(config.limits.send_queue, 1024);
+    }
+
+    #[test]
+    fn the_documented_example_file_parses() {
+        let text = include_str!("../examples/switchboard.toml");
+        let config = resolve(text).unwrap();
+        assert_eq!(config.outbound.len(), 1);
+        assert_eq!(
+            config.outbound[0].auth.as_ref().unwrap().mode,
+            AuthMode::Header
+        );
+        assert_eq!(config.astro.tokens[0].room, "channel-1");
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_with_its_path() {
+        let error = resolve("[custom]\nbnd = \"x\"\n").unwrap_err().to_string();
+        assert!(
+            error.starts_with("test.toml: custom.bnd: unknown field `bnd`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_its_path() {
+        let error = resolve("[custom]\nrate_limit_per_second = \"60\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("test.toml: custom.rate_limit_per_second: invalid type"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let raw = parse("data_dir = \"/from/file\"", "t").unwrap();
+        let overrides = Overrides {
+            data_dir: Some("/from/flag".into()),
+            rules_dir: None,
+        };
+        let config = Config::resolve(raw, overrides, "t").unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn an_endpoint_without_a_slash_is_refused() {
+        let error = resolve("[streamerbot]\nendpoint = \"ws\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("streamerbot.endpoint"), "{error}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret("hunter2".into());
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+}

@@ -1,0 +1,474 @@
+//! The Streamer.bot WebSocket Server face (streamerbot.md), for `@streamerbot/client`,
+//! `pystreamerbot` and the overlays built on them.
+//!
+//! [`upgrade`] starts one session per connection with a [`Connection`] as its face: it writes the
+//! Hello, checks authentication, answers `GetInfo`, `GetEvents` and the platform requests itself,
+//! keeps the connection's subscriptions (and tells the registry), and forwards calls, injects and
+//! credits to the engine. [`Encoder`] renders events for the registry, once per publish.
+
+pub mod auth;
+pub mod catalogue;
+pub mod protocol;
+mod subscriptions;
+mod variables;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytestring::ByteString;
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use self::auth::Challenge;
+use self::catalogue::Catalogue;
+use self::protocol::{EventFrame, Info, Platform, Reply, Request};
+use self::subscriptions::Subscriptions;
+use crate::config::Secret;
+use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
+use crate::event::{format_time, Event};
+use crate::faces::FaceKind;
+use crate::registry::{AwaitResponse, Registry, SetInterest};
+use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
+use crate::store::Table;
+
+/// Sent after the third failed `Authenticate` on one connection.
+pub const CLOSE_AUTHENTICATION_FAILED: Close = Close {
+    code: 1008,
+    reason: "Authentication failed",
+};
+/// How many failed `Authenticate`s a connection may make; the last one closes it.
+pub const MAX_AUTHENTICATION_FAILURES: u8 = 3;
+
+/// What every connection of the face shares.
+pub struct Shared {
+    pub info: Info,
+    /// Empty: no authentication.
+    pub password: Secret,
+    pub catalogue: Arc<Catalogue>,
+    pub registry: Addr<Registry>,
+    pub engine: Addr<RuleEngine>,
+    pub globals: Table<Value>,
+    pub limits: SessionLimits,
+}
+
+/// Renders events as this face's frame for the registry.
+pub struct Encoder {
+    pub catalogue: Arc<Catalogue>,
+}
+
+impl Encoder {
+    /// The event frame of §5.2, with names rendered (and recorded) through the catalogue.
+    pub fn encode(&self, event: &Event) -> ByteString {
+        let (source, kind) = self.catalogue.render(&event.source, &event.kind);
+        serde_json::to_string(&EventFrame::new(event, &source, &kind))
+            .expect("event frames serialize to JSON")
+            .into()
+    }
+}
+
+/// The upgrade handler mounted at `streamerbot.endpoint`.
+pub async fn upgrade(
+    request: HttpRequest,
+    stream: web::Payload,
+    shared: web::Data<Arc<Shared>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let shared = shared.get_ref().clone();
+    let limits = shared.limits;
+    let registry = shared.registry.clone();
+    let connection = Connection {
+        challenge: (!shared.password.is_empty()).then(Challenge::new),
+        authenticated: shared.password.is_empty(),
+        failures: 0,
+        subscriptions: Subscriptions::default(),
+        shared,
+    };
+    session::start(connection, registry, limits, &request, stream)
+}
+
+/// One connection's state.
+pub struct Connection {
+    shared: Arc<Shared>,
+    challenge: Option<Challenge>,
+    authenticated: bool,
+    failures: u8,
+    subscriptions: Subscriptions,
+}
+
+/// A face-level answer to one request, before the `id` is added.
+enum Answer {
+    Now(Reply),
+    Later(LocalBoxFuture<'static, Reply>),
+    ThenClose(Reply, Close),
+}
+
+fn later(future: impl std::future::Future<Output = Reply> + 'static) -> Answer {
+    Answer::Later(future.boxed_local())
+}
+
+/// A parameter, with `null` counted as absent.
+fn param<'a>(request: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    request.get(key).filter(|value| !value.is_null())
+}
+
+/// An optional object parameter (`args`): absent or `null` is `{}`.
+fn object_param(request: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, Reply> {
+    match param(request, key) {
+        None => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map.clone()),
+        Some(_) => Err(Reply::error(format!("{key} must be an object"))),
+    }
+}
+
+/// `persisted`: a boolean, absent or `null` meaning `true`.
+fn persisted(request: &Map<String, Value>) -> Result<bool, Reply> {
+    match param(request, "persisted") {
+        None => Ok(true),
+        Some(Value::Bool(flag)) => Ok(*flag),
+        Some(_) => Err(Reply::error("persisted must be a boolean")),
+    }
+}
+
+fn engine_error(error: &EngineError) -> Reply {
+    if let EngineError::Store(cause) = error {
+        log::error!("streamerbot: the engine failed: {cause}");
+    }
+    Reply::error(error.to_string())
+}
+
+fn mailbox_error(error: actix::MailboxError) -> Reply {
+    log::error!("streamerbot: the engine is not answering: {error}");
+    Reply::error(format!("Internal error: {error}"))
+}
+
+impl Face for Connection {
+    const KIND: FaceKind = FaceKind::Streamerbot;
+    const NAME: &'static str = "streamerbot";
+
+    fn opened(&mut self, _: &Link) -> Vec<Out> {
+        let mut hello = json!({
+            "timestamp": format_time(&chrono::Utc::now()),
+            "session": Uuid::new_v4().to_string(),
+            "request": "Hello",
+            "info": self.shared.info,
+        });
+        if let Some(challenge) = &self.challenge {
+            hello["authentication"] =
+                json!({"salt": challenge.salt, "challenge": challenge.challenge});
+        }
+        vec![Out::Text(hello.to_string().into())]
+    }
+
+    fn text(&mut self, text: &str, link: &Link) -> Handled {
+        let request = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(request)) => request,
+            Ok(_) => return reply_now(None, Reply::error("Request must be a JSON object")),
+            Err(error) => return reply_now(None, Reply::error(format!("Invalid JSON: {error}"))),
+        };
+        let id = request.get("id").cloned();
+        let answer = self.answer(&request, link);
+        match answer {
+            Answer::Now(reply) => reply_now(id.as_ref(), reply),
+            Answer::ThenClose(reply, close) => Handled::Now(vec![
+                Out::Text(reply.encode(id.as_ref()).into()),
+                Out::Close(close),
+            ]),
+            Answer::Later(future) => Handled::Later(
+                future
+                    .map(move |reply| vec![Out::Text(reply.encode(id.as_ref()).into())])
+                    .boxed_local(),
+            ),
+        }
+    }
+
+    fn too_big(&mut self, limit: usize, _: &Link) -> Handled {
+        reply_now(None, Reply::error(format!("Message exceeds {limit} bytes")))
+    }
+}
+
+fn reply_now(id: Option<&Value>, reply: Reply) -> Handled {
+    Handled::Now(vec![Out::Text(reply.encode(id).into())])
+}
+
+impl Connection {
+    /// Checks the request in the documented order and dispatches it.
+    fn answer(&mut self, request: &Map<String, Value>, link: &Link) -> Answer {
+        let Some(name) = request.get("request").and_then(Value::as_str) else {
+            return Answer::Now(Reply::error("Missing request"));
+        };
+        log::debug!("streamerbot session {}: {name}", link.id);
+        if !self.authenticated && name != "GetInfo" && name != "Authenticate" {
+            return Answer::Now(Reply::error("Authentication required"));
+        }
+        let Some(kind) = Request::parse(name) else {
+            return Answer::Now(Reply::error(format!("Unknown request: {name}")));
+        };
+        match self.dispatch(kind, request, link) {
+            Ok(answer) => answer,
+            Err(reply) => Answer::Now(reply),
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        kind: Request,
+        request: &Map<String, Value>,
+        link: &Link,
+    ) -> Result<Answer, Reply> {
+        Ok(match kind {
+            Request::Authenticate => self.authenticate(request, link),
+            Request::GetInfo => Answer::Now(Reply::with(json!({"info": self.shared.info}))),
+            Request::GetEvents => Answer::Now(Reply::with(
+                json!({"events": self.shared.catalogue.to_json()}),
+            )),
+            Request::Subscribe => self.subscribe(request, link, true)?,
+            Request::UnSubscribe => self.subscribe(request, link, false)?,
+            Request::GetActions => self.get_actions(),
+            Request::DoAction => self.do_action(request, link)?,
+            Request::ExecuteCodeTrigger => self.execute_code_trigger(request, link)?,
+            // This build loads no rules, so no trigger or command exists to list.
+            Request::GetCodeTriggers => {
+                Answer::Now(Reply::with(json!({"count": 0, "triggers": []})))
+            }
+            Request::GetCommands => Answer::Now(Reply::with(json!({"count": 0, "commands": []}))),
+            Request::GetCredits => self.credits(CreditsRequest::Get),
+            Request::TestCredits => self.credits(CreditsRequest::FillWithTestNames),
+            Request::ClearCredits => self.credits(CreditsRequest::Clear),
+            Request::GetGlobals => Answer::Now(variables::globals(
+                &self.shared.globals,
+                persisted(request)?,
+            )),
+            Request::GetGlobal => Answer::Now(variables::global(
+                &self.shared.globals,
+                request,
+                persisted(request)?,
+            )),
+            Request::GetUserGlobals(platform) => Answer::Now(variables::user_globals(
+                &self.shared.globals,
+                platform,
+                request,
+                persisted(request)?,
+            )),
+            Request::GetUserGlobal(platform) => Answer::Now(variables::user_global(
+                &self.shared.globals,
+                platform,
+                request,
+                persisted(request)?,
+            )),
+            Request::GetBroadcaster => Answer::Now(Reply::with(
+                json!({"platforms": {}, "connected": [], "disconnected": []}),
+            )),
+            Request::GetActiveViewers => {
+                Answer::Now(Reply::with(json!({"viewers": [], "count": 0})))
+            }
+            Request::GetMonitoredYouTubeBroadcasts => {
+                Answer::Now(Reply::with(json!({"broadcasts": [], "count": 0})))
+            }
+            Request::GetEmotes(_) => Answer::Now(Reply::with(
+                json!({"emotes": {"userEmotes": [], "bttvEmotes": [], "ffzEmotes": [], "sevenTvEmotes": []}}),
+            )),
+            Request::SendMessage => send_message(request)?,
+            Request::GetUserPronouns => get_user_pronouns(request)?,
+        })
+    }
+
+    fn authenticate(&mut self, request: &Map<String, Value>, link: &Link) -> Answer {
+        let Some(challenge) = &self.challenge else {
+            return Answer::Now(Reply::ok());
+        };
+        let candidate = request.get("authentication").and_then(Value::as_str);
+        if candidate
+            .is_some_and(|candidate| challenge.verify(self.shared.password.expose(), candidate))
+        {
+            self.authenticated = true;
+            return Answer::Now(Reply::ok());
+        }
+        self.failures += 1;
+        log::warn!(
+            "streamerbot session {}: authentication failed from {:?} ({} of {MAX_AUTHENTICATION_FAILURES})",
+            link.id,
+            link.peer,
+            self.failures
+        );
+        let reply = Reply::error("Authentication failed");
+        if self.failures >= MAX_AUTHENTICATION_FAILURES {
+            Answer::ThenClose(reply, CLOSE_AUTHENTICATION_FAILED)
+        } else {
+            Answer::Now(reply)
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        request: &Map<String, Value>,
+        link: &Link,
+        add: bool,
+    ) -> Result<Answer, Reply> {
+        let events = subscriptions::parse(param(request, "events"))?;
+        log::debug!(
+            "streamerbot session {}: subscribe={add} {events:?}",
+            link.id
+        );
+        if add {
+            self.subscriptions.add(&events);
+        } else {
+            self.subscriptions.remove(&events);
+        }
+        let interest = self.subscriptions.interest();
+        let reply =
+            Reply::with(json!({"events": self.subscriptions.to_json(&self.shared.catalogue)}));
+        let registry = self.shared.registry.clone();
+        let session = link.id;
+        Ok(later(async move {
+            match registry.send(SetInterest { session, interest }).await {
+                Ok(()) => reply,
+                Err(error) => mailbox_error(error),
+            }
+        }))
+    }
+
+    fn get_actions(&self) -> Answer {
+        let engine = self.shared.engine.clone();
+        later(async move {
+            let documents = match engine.send(engine::GetDocuments).await {
+                Ok(documents) => documents,
+                Err(error) => return mailbox_error(error),
+            };
+            let actions = documents.callables();
+            Reply::with(json!({"count": actions.len(), "actions": actions}))
+        })
+    }
+
+    fn do_action(&self, request: &Map<String, Value>, link: &Link) -> Result<Answer, Reply> {
+        let target = param(request, "action").and_then(Value::as_object);
+        let text = |key: &str| {
+            target
+                .and_then(|target| target.get(key))
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        let (id, name) = (text("id"), text("name"));
+        if id.is_none() && name.is_none() {
+            return Err(Reply::error(
+                "action must be an object with a non-empty id or name",
+            ));
+        }
+        let args = object_param(request, "args")?;
+        let awaited = self.await_response(&args, link);
+        let call = engine::DoAction {
+            id,
+            name,
+            args: args.clone(),
+            caller: Caller::Streamerbot,
+        };
+        let engine = self.shared.engine.clone();
+        Ok(later(async move {
+            awaited.await;
+            match engine.send(call).await {
+                Ok(Ok(())) => Reply::with(json!({"args": args})),
+                Ok(Err(error)) => engine_error(&error),
+                Err(error) => mailbox_error(error),
+            }
+        }))
+    }
+
+    fn execute_code_trigger(
+        &self,
+        request: &Map<String, Value>,
+        link: &Link,
+    ) -> Result<Answer, Reply> {
+        let name = param(request, "triggerName")
+            .and_then(Value::as_str)
+            .filter(|name| !name.trim().is_empty())
+            .ok_or_else(|| Reply::error("triggerName must be a non-empty string"))?;
+        let args = object_param(request, "args")?;
+        let awaited = self.await_response(&args, link);
+        let event = Event::new("custom", name, Value::Object(args));
+        let engine = self.shared.engine.clone();
+        Ok(later(async move {
+            awaited.await;
+            match engine.send(engine::Inject(event)).await {
+                Ok(Ok(id)) => Reply::with(json!({"eventId": id})),
+                Ok(Err(error)) => engine_error(&error),
+                Err(error) => mailbox_error(error),
+            }
+        }))
+    }
+
+    /// Registers the `sbClientResponse` of `args`, if any, before the request reaches the engine.
+    fn await_response(
+        &self,
+        args: &Map<String, Value>,
+        link: &Link,
+    ) -> impl std::future::Future<Output = ()> + 'static {
+        let registry = self.shared.registry.clone();
+        let message = args
+            .get("sbClientResponse")
+            .and_then(Value::as_str)
+            .map(|response_id| AwaitResponse {
+                session: link.id,
+                response_id: response_id.to_owned(),
+            });
+        async move {
+            if let Some(message) = message {
+                if let Err(error) = registry.send(message).await {
+                    log::error!("streamerbot: the registry is not answering: {error}");
+                }
+            }
+        }
+    }
+
+    fn credits(&self, request: CreditsRequest) -> Answer {
+        let engine = self.shared.engine.clone();
+        later(async move {
+            match engine.send(request).await {
+                Ok(Ok(_)) if matches!(request, CreditsRequest::Clear) => Reply::ok(),
+                Ok(Ok(credits)) => Reply::Ok(credits),
+                Ok(Err(error)) => engine_error(&error),
+                Err(error) => mailbox_error(error),
+            }
+        })
+    }
+}
+
+fn platform_param(request: &Map<String, Value>) -> Result<Platform, Reply> {
+    param(request, "platform")
+        .and_then(Value::as_str)
+        .and_then(Platform::parse)
+        .ok_or_else(|| Reply::error("platform must be one of twitch, youtube, trovo, kick"))
+}
+
+fn non_empty_string(request: &Map<String, Value>, key: &str) -> Result<(), Reply> {
+    match param(request, key).and_then(Value::as_str) {
+        Some(text) if !text.is_empty() => Ok(()),
+        _ => Err(Reply::error(format!("{key} must be a non-empty string"))),
+    }
+}
+
+fn send_message(request: &Map<String, Value>) -> Result<Answer, Reply> {
+    let platform = platform_param(request)?;
+    non_empty_string(request, "message")?;
+    for key in ["bot", "internal"] {
+        if param(request, key).is_some_and(|value| !value.is_boolean()) {
+            return Err(Reply::error(format!("{key} must be a boolean")));
+        }
+    }
+    for key in ["replyId", "broadcastId"] {
+        if param(request, key).is_some_and(|value| !value.is_string()) {
+            return Err(Reply::error(format!("{key} must be a string")));
+        }
+    }
+    Ok(Answer::Now(Reply::error(format!(
+        "No {} connection",
+        platform.name()
+    ))))
+}
+
+fn get_user_pronouns(request: &Map<String, Value>) -> Result<Answer, Reply> {
+    platform_param(request)?;
+    non_empty_string(request, "userLogin")?;
+    Ok(Answer::Now(Reply::error("No pronoun service")))
+}

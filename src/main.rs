@@ -1,0 +1,58 @@
+//! The `switchboard` binary: parses the command line, loads the configuration and hands over to
+//! [`switchboard::app`]. Errors are printed with their causes; exit code 2 for an unusable
+//! configuration or start, 1 for invalid rule files.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard::cli::{Cli, Command, RulesCommand};
+use switchboard::config::{Config, Overrides};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        rules_dir: cli.rules_dir.clone(),
+    };
+    let config = match Config::load(cli.config.as_deref(), overrides) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    match cli.command {
+        None | Some(Command::Serve) => {
+            match actix_rt::System::new().block_on(switchboard::app::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
+        Some(Command::Rules(RulesCommand::Check { dir })) => {
+            let dir = dir.unwrap_or(config.rules_dir);
+            let loaded = switchboard::engine::loader::check(&dir);
+            for line in &loaded.errors {
+                println!("{line}");
+            }
+            if loaded.errors.is_empty() {
+                println!(
+                    "{}: {} documents, all valid",
+                    dir.display(),
+                    loaded.documents.actions.len()
+                );
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn fail(error: &dyn Error) -> ExitCode {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    ExitCode::from(2)
+}

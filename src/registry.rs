@@ -1,0 +1,272 @@
+//! The registry: who is subscribed to what.
+//!
+//! Sessions send [`Connect`], [`SetInterest`] and [`Disconnect`]; the engine sends [`Publish`].
+//! On publish the registry finds the matching sessions, encodes the event once per face (through
+//! [`Encoders`]) and hands the shared bytes to each session with `try_send`. A session whose
+//! bounded mailbox is full is told it is too slow and dropped from the fan-out.
+//!
+//! Invariant: the registry never awaits I/O and never blocks on a slow session.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use crate::event::{normalise, Event};
+use crate::faces::{Encoders, FaceKind};
+
+/// Identifies one connection for as long as it is open.
+pub type SessionId = u64;
+
+/// What the registry sends a session.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum Outgoing {
+    /// An encoded event frame, shared by every session of the face.
+    Frame(ByteString),
+    /// The session let its send queue fill: close it (it is no longer in the fan-out).
+    TooSlow,
+    /// The server is stopping: close with 1001.
+    ShuttingDown,
+}
+
+/// Registers a session; it receives nothing until its interest is set.
+#[derive(Message)]
+#[rtype(result = "SessionId")]
+pub struct Connect {
+    pub face: FaceKind,
+    pub outgoing: Recipient<Outgoing>,
+}
+
+/// Replaces what a session wants to receive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetInterest {
+    pub session: SessionId,
+    pub interest: Interest,
+}
+
+/// The session sent a request whose args carry `sbClientResponse` (streamerbot.md §5.5): it gets
+/// the `Custom.Event` whose `data.eventName` is that id once, subscribed to it or not, because
+/// `@streamerbot/client` subscribes only after it has sent the request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AwaitResponse {
+    pub session: SessionId,
+    pub response_id: String,
+}
+
+/// The session has closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub session: SessionId,
+}
+
+/// Tells every session that the server is stopping.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutDown;
+
+/// Delivers an event to every interested session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub Arc<Event>);
+
+/// Normalised source → normalised types, where either may be `*`.
+pub type Pairs = HashMap<String, HashSet<String>>;
+
+/// What one session wants to receive.
+#[derive(Debug, Clone, Default)]
+pub enum Interest {
+    /// Nothing (a new connection).
+    #[default]
+    Nothing,
+    /// Events whose normalised (source, type) is in the set, `*` matching anything.
+    Pairs(Arc<Pairs>),
+}
+
+impl Interest {
+    fn wants(&self, source: &str, kind: &str) -> bool {
+        match self {
+            Interest::Nothing => false,
+            Interest::Pairs(pairs) => [source, "*"].into_iter().any(|source| {
+                pairs
+                    .get(source)
+                    .is_some_and(|kinds| kinds.contains(kind) || kinds.contains("*"))
+            }),
+        }
+    }
+}
+
+struct Entry {
+    face: FaceKind,
+    outgoing: Recipient<Outgoing>,
+    interest: Interest,
+    /// `sbClientResponse` ids whose answering `Custom.Event` this session gets regardless.
+    awaiting: Vec<String>,
+}
+
+impl Entry {
+    /// Whether the session gets the event: by interest, or as an awaited response (used up).
+    fn takes(&mut self, source: &str, kind: &str, response_id: Option<&str>) -> bool {
+        if self.interest.wants(source, kind) {
+            return true;
+        }
+        match response_id.and_then(|id| self.awaiting.iter().position(|known| known == id)) {
+            Some(at) => {
+                self.awaiting.swap_remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// How many awaited responses one session may hold; older ones are forgotten first.
+const MAX_AWAITING: usize = 64;
+
+/// The registry actor.
+pub struct Registry {
+    sessions: HashMap<SessionId, Entry>,
+    next_id: SessionId,
+    encoders: Encoders,
+}
+
+impl Registry {
+    pub fn new(encoders: Encoders) -> Registry {
+        Registry {
+            sessions: HashMap::new(),
+            next_id: 1,
+            encoders,
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+impl Handler<Connect> for Registry {
+    type Result = SessionId;
+
+    fn handle(&mut self, message: Connect, _: &mut Context<Self>) -> SessionId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.sessions.insert(
+            id,
+            Entry {
+                face: message.face,
+                outgoing: message.outgoing,
+                interest: Interest::Nothing,
+                awaiting: Vec::new(),
+            },
+        );
+        id
+    }
+}
+
+impl Handler<SetInterest> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, message: SetInterest, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get_mut(&message.session) {
+            entry.interest = message.interest;
+        }
+    }
+}
+
+impl Handler<AwaitResponse> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, message: AwaitResponse, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get_mut(&message.session) {
+            if entry.awaiting.len() == MAX_AWAITING {
+                entry.awaiting.remove(0);
+            }
+            entry.awaiting.push(message.response_id);
+        }
+    }
+}
+
+impl Handler<Disconnect> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, message: Disconnect, _: &mut Context<Self>) {
+        self.sessions.remove(&message.session);
+    }
+}
+
+impl Handler<Publish> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
+        let source = normalise(&event.source);
+        let kind = normalise(&event.kind);
+        let response_id = (source == "custom" && kind == "event")
+            .then(|| {
+                event
+                    .data
+                    .get("eventName")
+                    .and_then(serde_json::Value::as_str)
+            })
+            .flatten();
+        let mut frames = self.encoders.frames(&event);
+        let mut too_slow = Vec::new();
+        for (id, entry) in &mut self.sessions {
+            if !entry.takes(&source, &kind, response_id) {
+                continue;
+            }
+            let frame = frames.get(entry.face);
+            match entry.outgoing.try_send(Outgoing::Frame(frame)) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => {
+                    log::warn!("registry: session {id} is too slow (send queue full), dropping it");
+                    entry.outgoing.do_send(Outgoing::TooSlow);
+                    too_slow.push(*id);
+                }
+                Err(SendError::Closed(_)) => too_slow.push(*id),
+            }
+        }
+        for id in too_slow {
+            self.sessions.remove(&id);
+        }
+    }
+}
+
+impl Handler<ShutDown> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) {
+        for (_, entry) in self.sessions.drain() {
+            entry.outgoing.do_send(Outgoing::ShuttingDown);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Interest {
+        let mut map = Pairs::new();
+        for (source, kind) in list {
+            map.entry(source.to_string())
+                .or_default()
+                .insert(kind.to_string());
+        }
+        Interest::Pairs(Arc::new(map))
+    }
+
+    #[test]
+    fn wildcards_select_a_source_a_type_or_everything() {
+        assert!(pairs(&[("twitch", "follow")]).wants("twitch", "follow"));
+        assert!(!pairs(&[("twitch", "cheer")]).wants("twitch", "follow"));
+        assert!(pairs(&[("twitch", "*")]).wants("twitch", "follow"));
+        assert!(!pairs(&[("twitch", "*")]).wants("youtube", "follow"));
+        assert!(pairs(&[("*", "follow")]).wants("kick", "follow"));
+        assert!(pairs(&[("*", "*")]).wants("anything", "at-all"));
+        assert!(!Interest::Nothing.wants("twitch", "follow"));
+    }
+}

@@ -1,0 +1,177 @@
+// Drives the official @streamerbot/client against a running Switchboard.
+// Usage: node streamerbot.mjs <scenario> <ws-url> <http-url> [password]
+// Prints one "ok <step>" line per check; exits non-zero (with the reason) on the first failure.
+import assert from 'node:assert/strict';
+import { StreamerbotClient } from '@streamerbot/client';
+
+const [scenario, wsUrl, httpUrl, password] = process.argv.slice(2);
+const url = new URL(wsUrl);
+const TIMEOUT_MS = 10_000;
+
+function ok(step) {
+  console.log(`ok ${step}`);
+}
+
+function within(promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function inject(event) {
+  const response = await fetch(new URL('/events', httpUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(event),
+  });
+  const body = await response.json();
+  assert.equal(body.status, 'ok', JSON.stringify(body));
+  return body.eventId;
+}
+
+function client(options = {}) {
+  let resolveConnect;
+  let rejectConnect;
+  const connected = new Promise((resolve, reject) => {
+    resolveConnect = resolve;
+    rejectConnect = reject;
+  });
+  const sb = new StreamerbotClient({
+    host: url.hostname,
+    port: Number(url.port),
+    endpoint: url.pathname,
+    immediate: false,
+    autoReconnect: false,
+    logLevel: 'none',
+    onConnect: (info) => resolveConnect(info),
+    onError: (error) => rejectConnect(error),
+    ...options,
+  });
+  return { sb, connected };
+}
+
+/// A queue of event payloads received by one listener.
+function listen(sb, name) {
+  const received = [];
+  const waiting = [];
+  sb.on(name, (payload) => {
+    const next = waiting.shift();
+    if (next) next(payload);
+    else received.push(payload);
+  });
+  return () => within(
+    received.length ? Promise.resolve(received.shift()) : new Promise((resolve) => waiting.push(resolve)),
+    `an event on ${name}`,
+  );
+}
+
+async function noPassword() {
+  const { sb, connected } = client();
+  const follows = listen(sb, 'Twitch.Follow');
+  const customs = listen(sb, 'General.Custom');
+  await sb.connect();
+  const info = await within(connected, 'onConnect');
+  assert.equal(info.name, 'Switchboard');
+  assert.equal(info.source, 'websocketServer');
+  ok('connect');
+
+  const got = await sb.getInfo();
+  assert.equal(got.status, 'ok');
+  assert.equal(got.info.instanceId, info.instanceId);
+  ok('getInfo');
+
+  const events = await sb.getEvents();
+  assert.ok(events.events.Twitch.includes('Follow'));
+  assert.ok(Object.keys(events.events).every((key) => !/^[a-z]/.test(key)));
+  ok('getEvents');
+
+  const actions = await sb.getActions();
+  assert.equal(actions.count, actions.actions.length);
+  assert.deepEqual(actions.actions.map((a) => a.name), ['Celebrate', 'Reply', 'Sleeping']);
+  ok('getActions');
+
+  const byName = await sb.doAction({ name: 'Celebrate' }, { boss: 'Dragon', hp: 0 });
+  assert.equal(byName.status, 'ok');
+  let custom = await customs();
+  assert.deepEqual(custom.data, { event: 'celebrate', boss: 'Dragon', hp: 0 });
+  assert.equal(custom.event.source, 'General');
+  ok('doAction by name');
+
+  const byId = await sb.doAction(actions.actions[0].id, { boss: 'Lich', hp: 3 });
+  assert.equal(byId.status, 'ok');
+  custom = await customs();
+  assert.equal(custom.data.boss, 'Lich');
+  ok('doAction by id');
+
+  await assert.rejects(sb.doAction({ name: 'Nope' }), /Request failed/);
+  ok('doAction unknown');
+
+  const response = await sb.doAction({ name: 'Reply' }, { answer: 42 }, { customEventResponse: true });
+  assert.equal(response.customEventResponseArgs.answer, 42);
+  ok('doAction customEventResponse');
+
+  const filled = await sb.testCredits();
+  assert.deepEqual(filled.events.follows, ['TestUser1', 'TestUser2', 'TestUser3']);
+  const credits = await sb.getCredits();
+  assert.deepEqual(credits.events.follows, ['TestUser1', 'TestUser2', 'TestUser3']);
+  await sb.clearCredits();
+  const cleared = await sb.getCredits();
+  assert.deepEqual(cleared.events.follows, []);
+  ok('credits');
+
+  const viewers = await sb.getActiveViewers();
+  assert.deepEqual([viewers.count, viewers.viewers], [0, []]);
+  const broadcaster = await sb.getBroadcaster();
+  assert.deepEqual(broadcaster.connected, []);
+  ok('platform requests');
+
+  // A cheer is published first; the listener only ever sees the follow.
+  await inject({ source: 'twitch', type: 'cheer', data: { bits: 1 } });
+  const id = await inject({ source: 'twitch', type: 'follow', user: { nickname: 'Alice' }, data: { user_name: 'Alice' } });
+  const follow = await follows();
+  assert.equal(follow.event.source, 'Twitch');
+  assert.equal(follow.event.type, 'Follow');
+  assert.equal(follow.event.id, id);
+  assert.deepEqual(follow.data, { user_name: 'Alice' });
+  ok('event');
+
+  const after = await sb.getCredits();
+  assert.deepEqual(after.events.follows, ['Alice']);
+  ok('follow credited');
+  await sb.disconnect();
+}
+
+async function rightPassword() {
+  const { sb, connected } = client({ password });
+  const follows = listen(sb, 'Twitch.Follow');
+  await sb.connect();
+  await within(connected, 'onConnect');
+  const id = await inject({ source: 'twitch', type: 'follow', data: {} });
+  const follow = await follows();
+  assert.equal(follow.event.id, id);
+  ok('authenticated event');
+  await sb.disconnect();
+}
+
+async function wrongPassword() {
+  let connects = 0;
+  const { sb, connected } = client({ password, autoReconnect: true, onConnect: () => { connects += 1; } });
+  await sb.connect();
+  await assert.rejects(within(connected, 'onError'), /Request failed/);
+  ok('refused');
+  // Proving that no second connection opens needs a short wait for its absence.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(connects, 0);
+  ok('no reconnect');
+}
+
+const scenarios = { 'no-password': noPassword, 'right-password': rightPassword, 'wrong-password': wrongPassword };
+try {
+  await scenarios[scenario]();
+  process.exit(0);
+} catch (error) {
+  console.error(error);
+  process.exit(1);
+}

@@ -1,0 +1,113 @@
+//! The real clients: `@streamerbot/client` 1.12.x from npm and `pystreamerbot` from PyPI.
+
+use crate::streamerbot::server_with_actions;
+use crate::support::clients::{node, python_script};
+use crate::support::{Options, TestServer};
+
+#[tokio::test]
+async fn the_official_streamerbot_client_works_without_a_password() {
+    let server = server_with_actions();
+    let output = node(
+        "streamerbot.mjs",
+        &["no-password", server.url("streamerbot"), server.url("http")],
+    )
+    .await;
+    output.assert_success();
+    for step in [
+        "connect",
+        "getInfo",
+        "getEvents",
+        "getActions",
+        "doAction by name",
+        "doAction by id",
+        "doAction unknown",
+        "doAction customEventResponse",
+        "credits",
+        "platform requests",
+        "event",
+        "follow credited",
+    ] {
+        assert!(
+            output.lines().contains(&format!("ok {step}").as_str()),
+            "missing {step}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_official_streamerbot_client_authenticates_with_ascii_and_unicode_passwords() {
+    for password in ["hunter2", "pässwörd✓"] {
+        let server = TestServer::start_with(Options {
+            password: Some(password.into()),
+            ..Options::default()
+        });
+        let output = node(
+            "streamerbot.mjs",
+            &[
+                "right-password",
+                server.url("streamerbot"),
+                server.url("http"),
+                password,
+            ],
+        )
+        .await;
+        output.assert_success();
+        assert!(
+            output.lines().contains(&"ok authenticated event"),
+            "{password}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_official_streamerbot_client_is_refused_a_wrong_password_and_does_not_reconnect() {
+    let server = TestServer::start_with(Options {
+        password: Some("hunter2".into()),
+        ..Options::default()
+    });
+    let output = node(
+        "streamerbot.mjs",
+        &[
+            "wrong-password",
+            server.url("streamerbot"),
+            server.url("http"),
+            "wrong",
+        ],
+    )
+    .await;
+    output.assert_success();
+    assert_eq!(output.lines(), ["ok refused", "ok no reconnect"]);
+    let opened = server
+        .logs()
+        .iter()
+        .filter(|line| line.contains(": opened from"))
+        .count();
+    assert_eq!(opened, 1, "the client opened more than one connection");
+}
+
+#[tokio::test]
+async fn pystreamerbot_subscribes_and_receives_a_follow() {
+    let server = TestServer::start();
+    let output = python_script(
+        "streamerbot_client.py",
+        &[server.url("streamerbot"), server.url("http")],
+    )
+    .await;
+    output.assert_success();
+    assert_eq!(output.lines(), ["ok ready", "ok follow"]);
+}
+
+#[tokio::test]
+async fn the_overlay_example_shows_follows_cheers_and_custom_broadcasts() {
+    let server = TestServer::start();
+    let output = node(
+        "overlay.mjs",
+        &[server.url("streamerbot"), server.url("http")],
+    )
+    .await;
+    output.assert_success();
+    assert_eq!(
+        output.lines(),
+        ["Alice followed!", "Thanks for the 100 bits!", "Boss down"]
+    );
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary: every test boots the real server (see `support`) and talks
+//! to it over real sockets, with raw clients and with the real npm and PyPI clients.
+
+mod cli;
+mod clients;
+mod examples;
+mod http;
+mod store;
+mod streamerbot;
+mod support;

@@ -1,0 +1,78 @@
+//! Durability: what was acknowledged survives `kill -9` and a restart on the same data dir.
+
+use serde_json::json;
+
+use crate::streamerbot::{CELEBRATE, REPLY};
+use crate::support::{Dirs, Options, TestServer, Ws};
+
+#[tokio::test]
+async fn acknowledged_credits_survive_kill_9() {
+    let server = TestServer::start();
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    let filled = ws
+        .request(json!({"request": "TestCredits", "id": "t"}))
+        .await;
+    assert_eq!(filled["status"], "ok");
+    server.inject(json!({"source": "twitch", "type": "follow", "user": {"nickname": "Alice"}}));
+    let server = server.kill_and_restart();
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    let credits = ws
+        .request(json!({"request": "GetCredits", "id": "g"}))
+        .await;
+    assert_eq!(
+        credits["events"]["follows"],
+        json!(["TestUser1", "TestUser2", "TestUser3", "Alice"])
+    );
+    assert_eq!(credits["events"]["cheers"], filled["events"]["cheers"]);
+}
+
+#[tokio::test]
+async fn actions_instance_id_and_catalogue_survive_a_restart() {
+    let dirs = Dirs::new();
+    dirs.write_rule("celebrate.action.json", CELEBRATE);
+    dirs.write_rule("reply.action.json", REPLY);
+    let server = TestServer::start_in(dirs, Options::default());
+    let (mut ws, hello) = Ws::streamerbot(&server).await;
+    server.inject(json!({"source": "mygame", "type": "boss_defeated"}));
+    let before = ws
+        .request(json!({"request": "GetActions", "id": "a"}))
+        .await;
+    assert_eq!(before["count"], 2);
+
+    let server = server.kill_and_restart();
+    let (mut ws, hello_after) = Ws::streamerbot(&server).await;
+    assert_eq!(
+        hello_after["info"]["instanceId"],
+        hello["info"]["instanceId"]
+    );
+    let events = ws.request(json!({"request": "GetEvents", "id": "e"})).await;
+    assert_eq!(events["events"]["Mygame"], json!(["BossDefeated"]));
+    let after = ws
+        .request(json!({"request": "GetActions", "id": "a"}))
+        .await;
+    assert_eq!(after["actions"], before["actions"]);
+}
+
+#[tokio::test]
+async fn a_broken_action_file_keeps_its_last_good_version_across_a_restart() {
+    let dirs = Dirs::new();
+    dirs.write_rule("celebrate.action.json", CELEBRATE);
+    let server = TestServer::start_in(dirs, Options::default());
+    server
+        .dirs
+        .write_rule("celebrate.action.json", "{ \"kind\": \"action\", ");
+    let server = server.kill_and_restart();
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("celebrate.action.json: : ")),
+        "no path: pointer: reason line in {:?}",
+        server.logs()
+    );
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    let actions = ws
+        .request(json!({"request": "GetActions", "id": "a"}))
+        .await;
+    assert_eq!(actions["actions"][0]["name"], "Celebrate");
+}

@@ -1,0 +1,152 @@
+//! The real client suites: installs the npm and pip packages under `tests/clients` once per test
+//! run (failing, never skipping, when that is impossible) and runs client scripts with a deadline.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::project_dir;
+
+/// How long one client script may run.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn clients_dir() -> PathBuf {
+    project_dir().join("tests").join("clients")
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .output()
+        .map_err(|error| format!("{what}: cannot run: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// The folder with `node_modules` installed from `package-lock.json`.
+pub fn node_dir() -> PathBuf {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let dir = clients_dir();
+    let installed = INSTALLED.get_or_init(|| {
+        if dir
+            .join("node_modules/@streamerbot/client/package.json")
+            .is_file()
+            && dir.join("node_modules/ws/package.json").is_file()
+        {
+            return Ok(());
+        }
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+            "npm ci in tests/clients",
+        )
+    });
+    if let Err(error) = installed {
+        panic!("the Node client suite cannot be installed: {error}");
+    }
+    dir
+}
+
+/// The Python interpreter of `tests/clients/.venv`, with `requirements.txt` installed.
+pub fn python() -> PathBuf {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let dir = clients_dir();
+    let python = dir.join(".venv/bin/python");
+    let installed = INSTALLED.get_or_init(|| {
+        let ready = python.is_file()
+            && Command::new(&python)
+                .args(["-c", "import pystreamerbot, websockets"])
+                .output()
+                .is_ok_and(|output| output.status.success());
+        if ready {
+            return Ok(());
+        }
+        run(
+            Command::new("python3")
+                .args(["-m", "venv", ".venv"])
+                .current_dir(&dir),
+            "python3 -m venv tests/clients/.venv",
+        )?;
+        run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "-r", "requirements.txt"])
+                .current_dir(&dir),
+            "pip install -r tests/clients/requirements.txt",
+        )
+    });
+    if let Err(error) = installed {
+        panic!("the Python client suite cannot be installed: {error}");
+    }
+    python
+}
+
+/// What a client script printed.
+pub struct ScriptOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ScriptOutput {
+    /// The lines the script printed on stdout.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// Fails the test, showing everything the script printed, unless it succeeded.
+    pub fn assert_success(&self) {
+        assert!(
+            self.success,
+            "the client script failed.\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+    }
+}
+
+/// Runs `program args…` in `tests/clients`, killed after [`SCRIPT_TIMEOUT`].
+pub async fn run_script(program: &std::path::Path, args: &[&str]) -> ScriptOutput {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(clients_dir())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(SCRIPT_TIMEOUT, child)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} {args:?} did not finish within {SCRIPT_TIMEOUT:?}",
+                program.display()
+            )
+        })
+        .expect("the client script starts");
+    ScriptOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs a Node script of `tests/clients`.
+pub async fn node(script: &str, args: &[&str]) -> ScriptOutput {
+    node_dir();
+    let mut all = vec![script];
+    all.extend_from_slice(args);
+    run_script(std::path::Path::new("node"), &all).await
+}
+
+/// Runs a Python script of `tests/clients`.
+pub async fn python_script(script: &str, args: &[&str]) -> ScriptOutput {
+    let python = python();
+    let mut all = vec![script];
+    all.extend_from_slice(args);
+    run_script(&python, &all).await
+}

@@ -1,0 +1,339 @@
+//! The test harness: boots the real `switchboard` binary on ephemeral loopback ports with a
+//! temporary data dir, waits for its banner, and offers WebSocket and HTTP helpers whose every
+//! receive has a deadline.
+
+pub mod clients;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to start the server with.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// `streamerbot.password`.
+    pub password: Option<String>,
+    /// Extra TOML appended to the ephemeral configuration.
+    pub extra_toml: String,
+}
+
+/// The folders a server runs on; kept across a kill and restart.
+pub struct Dirs {
+    pub data: TempDir,
+    pub rules: TempDir,
+    config: TempDir,
+}
+
+impl Dirs {
+    pub fn new() -> Dirs {
+        Dirs {
+            data: TempDir::new().expect("temp dir"),
+            rules: TempDir::new().expect("temp dir"),
+            config: TempDir::new().expect("temp dir"),
+        }
+    }
+
+    /// Writes a rule or action file.
+    pub fn write_rule(&self, name: &str, text: &str) {
+        std::fs::write(self.rules.path().join(name), text).expect("rule file written");
+    }
+}
+
+/// A running server process. Dropping it kills the process.
+pub struct TestServer {
+    // Declared first so that it is killed before the folders are removed.
+    child: KilledOnDrop,
+    urls: HashMap<String, String>,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub dirs: Dirs,
+    options: Options,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> TestServer {
+        TestServer::start_in(Dirs::new(), options)
+    }
+
+    /// Starts the binary on `dirs` and waits until the banner has said `ready`.
+    pub fn start_in(dirs: Dirs, options: Options) -> TestServer {
+        let config = dirs.config.path().join("switchboard.toml");
+        let mut toml = String::new();
+        for face in ["http", "streamerbot", "custom", "astro", "socketio"] {
+            toml.push_str(&format!("[{face}]\nbind = \"127.0.0.1:0\"\n"));
+            if face == "streamerbot" {
+                if let Some(password) = &options.password {
+                    toml.push_str(&format!("password = {}\n", Value::from(password.as_str())));
+                }
+            }
+        }
+        toml.push_str(&options.extra_toml);
+        std::fs::write(&config, toml).expect("config written");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dirs.data.path())
+            .arg("--rules-dir")
+            .arg(dirs.rules.path())
+            .env("RUST_LOG", "info,switchboard=debug,actix_server=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server binary starts");
+        let lines = read_lines(child.stdout.take().expect("piped stdout"));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        collect_logs(child.stderr.take().expect("piped stderr"), logs.clone());
+        let mut urls = HashMap::new();
+        loop {
+            let line = match lines.recv_timeout(TIMEOUT) {
+                Ok(line) => line,
+                Err(_) => panic!(
+                    "the server printed no `ready` within {TIMEOUT:?}; its log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                ),
+            };
+            if line == "ready" {
+                break;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let [face, url] = words[..] {
+                if url.contains("://") {
+                    urls.insert(face.to_owned(), url.to_owned());
+                }
+            }
+        }
+        TestServer {
+            child: KilledOnDrop(child),
+            urls,
+            logs,
+            dirs,
+            options,
+        }
+    }
+
+    /// The URL the banner printed for `face`.
+    pub fn url(&self, face: &str) -> &str {
+        self.urls
+            .get(face)
+            .unwrap_or_else(|| panic!("the banner lists no {face} face"))
+    }
+
+    /// `http://…/path` on the HTTP face.
+    pub fn http(&self, path: &str) -> String {
+        format!("{}{}", self.url("http").trim_end_matches('/'), path)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all) and starts it again on the same dirs.
+    pub fn kill_and_restart(mut self) -> TestServer {
+        self.child.0.kill().expect("kill -9");
+        self.child.0.wait().expect("reaped");
+        let TestServer { dirs, options, .. } = self;
+        TestServer::start_in(dirs, options)
+    }
+
+    /// The server's log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// POSTs JSON to the HTTP face; returns the status and the body as JSON (null when empty).
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = ureq::post(&self.http(path))
+            .timeout(TIMEOUT)
+            .send_string(&body.to_string());
+        read_response(response)
+    }
+
+    /// GETs from the HTTP face.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        read_response(ureq::get(&self.http(path)).timeout(TIMEOUT).call())
+    }
+
+    /// Injects an event through `POST /events` and returns its id.
+    pub fn inject(&self, event: Value) -> String {
+        let (status, body) = self.post("/events", &event);
+        assert_eq!(status, 200, "inject failed: {body}");
+        body["eventId"].as_str().expect("an eventId").to_owned()
+    }
+}
+
+fn read_response(response: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match response {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("HTTP request failed: {error}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("a text body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON body, got {text:?}"))
+    };
+    (status, body)
+}
+
+/// The server process, killed (SIGKILL) when the test drops it.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_lines(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+fn collect_logs(stderr: impl std::io::Read + Send + 'static, logs: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            logs.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// The project's root folder.
+pub fn project_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
+}
+
+/// A raw WebSocket client (tokio-tungstenite) whose receives fail after [`TIMEOUT`].
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a receive found instead of a text frame.
+#[derive(Debug)]
+pub enum Ending {
+    Closed(Option<(u16, String)>),
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Ws {
+        let (stream, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connected in time")
+            .expect("WebSocket handshake");
+        Ws { stream }
+    }
+
+    /// Connects to the Streamer.bot face and reads its Hello.
+    pub async fn streamerbot(server: &TestServer) -> (Ws, Value) {
+        let mut ws = Ws::connect(server.url("streamerbot")).await;
+        let hello = ws.recv().await;
+        assert_eq!(hello["request"], "Hello", "{hello}");
+        (ws, hello)
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("frame sent");
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_message(&mut self, message: Message) {
+        self.stream.send(message).await.expect("frame sent");
+    }
+
+    /// The next text frame, as JSON, or how the connection ended.
+    pub async fn next(&mut self) -> Result<Value, Ending> {
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no frame within {TIMEOUT:?}"));
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text)
+                        .unwrap_or_else(|_| panic!("a JSON text frame, got {text:?}")))
+                }
+                Some(Ok(Message::Close(close))) => {
+                    return Err(Ending::Closed(
+                        close.map(|close| (u16::from(close.code), close.reason.into_owned())),
+                    ))
+                }
+                Some(Ok(Message::Binary(bytes))) => panic!("unexpected binary frame: {bytes:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(Ending::Closed(None)),
+            }
+        }
+    }
+
+    /// The next text frame as JSON; fails on anything else.
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Ok(value) => value,
+            Err(ending) => panic!("expected a frame, the connection ended: {ending:?}"),
+        }
+    }
+
+    /// Sends a request and returns its reply (the next frame with that `id`).
+    pub async fn request(&mut self, request: Value) -> Value {
+        let id = request["id"].clone();
+        self.send(request).await;
+        loop {
+            let frame = self.recv().await;
+            if frame.get("id") == Some(&id) {
+                return frame;
+            }
+        }
+    }
+
+    /// The payload of the next pong.
+    pub async fn pong(&mut self) -> Vec<u8> {
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no pong within {TIMEOUT:?}"));
+            match frame {
+                Some(Ok(Message::Pong(payload))) => return payload,
+                Some(Ok(_)) => continue,
+                other => panic!("the connection ended before a pong: {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the close frame and returns its code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            match self.next().await {
+                Ok(_) => continue,
+                Err(Ending::Closed(Some(close))) => return close,
+                Err(Ending::Closed(None)) => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+}
