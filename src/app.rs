@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::engine::{loader, RuleEngine};
 use crate::faces::streamerbot::{self, catalogue::Catalogue};
 use crate::faces::{http, Encoders};
+use crate::outbound::OutboundManager;
 use crate::registry::{Registry, ShutDown};
 use crate::session::SessionLimits;
 use crate::store::{Store, StoreError};
@@ -42,6 +43,8 @@ pub enum AppError {
 pub struct Running {
     /// (face, URL) in banner order.
     pub urls: Vec<(&'static str, String)>,
+    /// How many documents were loaded, and how many files were refused.
+    pub documents: (usize, usize),
     registry: Addr<Registry>,
     servers: Vec<ServerHandle>,
 }
@@ -66,6 +69,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     for line in &loaded.errors {
         log::error!("rules: {line}");
     }
+    let documents = (loaded.documents.actions.len(), loaded.errors.len());
     catalogue.set_configured(configured_names(config, &loaded.documents));
     let registry = Registry::new(Encoders {
         streamerbot: streamerbot::Encoder {
@@ -73,8 +77,11 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         },
     })
     .start();
+    let connections = config.outbound.clone();
+    let outbound = Supervisor::start(move |_| OutboundManager::new(connections));
     let engine = RuleEngine::new(
         registry.clone(),
+        outbound,
         catalogue.clone(),
         loaded.documents,
         &store,
@@ -132,6 +139,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     }
     Ok(Running {
         urls,
+        documents,
         registry,
         servers,
     })
@@ -222,8 +230,14 @@ impl Running {
 
 /// The banner: version, directories, one line per face, then `ready`.
 fn banner(config: &Config, running: &Running) -> String {
+    let (loaded, refused) = running.documents;
+    let refused = if refused > 0 {
+        format!(", {refused} file(s) refused: see the log")
+    } else {
+        String::new()
+    };
     let mut text = format!(
-        "Switchboard {}\n  data dir   {}\n  rules dir  {}\n",
+        "Switchboard {}\n  data dir   {}\n  rules dir  {} ({loaded} documents{refused})\n",
         env!("CARGO_PKG_VERSION"),
         config.data_dir.display(),
         config.rules_dir.display()

@@ -8,6 +8,7 @@
 //! - [`event`]: the internal `Event` and loose name matching.
 //! - [`registry`]: who is subscribed to what; fan-out of encoded frames.
 //! - [`engine`]: injects, calls, action runs, credits.
+//! - [`outbound`]: the outbound custom WebSocket client connections.
 //! - [`session`]: the generic WebSocket session actor.
 //! - [`faces`]: one module per wire protocol.
 //! - [`store`]: sled trees and migrations.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod faces;
+pub mod outbound;
 pub mod registry;
 pub mod session;
 pub mod store;

@@ -111,6 +111,23 @@ pub enum StepBody {
         reason: String,
         error: bool,
     },
+    WsSend(WsSend),
+}
+
+/// A `ws.send` step: one text frame on a named outbound connection.
+#[derive(Debug)]
+pub struct WsSend {
+    /// The connection's name, always literal.
+    pub connection: String,
+    pub message: WsMessage,
+}
+
+/// What a `ws.send` step sends.
+#[derive(Debug)]
+pub enum WsMessage {
+    /// JSON, sent compact.
+    Payload(JsonTemplate),
+    Text(Template),
 }
 
 /// An `emit` step: publishes a new event.
@@ -184,6 +201,14 @@ enum LogLevel {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawWsSend {
+    connection: String,
+    payload: Option<Value>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawStop {
     #[serde(default)]
     reason: String,
@@ -192,7 +217,7 @@ struct RawStop {
 }
 
 /// Step kinds of the catalogue that this build does not run yet (rules.md §6.1).
-const LATER_STEP_KINDS: &[&str] = &["if", "run_action", "set", "ws.send", "credits.add"];
+const LATER_STEP_KINDS: &[&str] = &["if", "run_action", "set", "credits.add"];
 
 /// Whether `id` is a hyphenated UUID or a ULID (26 Crockford base-32 characters).
 pub fn is_document_id(id: &str) -> bool {
@@ -386,6 +411,21 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Invalid> {
                 error: raw.error,
             }
         }
+        "ws.send" => {
+            let raw: RawWsSend = serde_json::from_value(fields).map_err(shape)?;
+            if raw.connection.trim().is_empty() {
+                return Err(Invalid::at(format!("{at}/connection"), "`connection` names an outbound connection"));
+            }
+            let message = match (raw.payload, raw.text) {
+                (Some(payload), None) => WsMessage::Payload(json("payload", &payload)?),
+                (None, Some(text)) => WsMessage::Text(template("text", &text)?),
+                _ => return Err(Invalid::at(at, "a `ws.send` step has exactly one of `payload` and `text`")),
+            };
+            StepBody::WsSend(WsSend {
+                connection: raw.connection,
+                message,
+            })
+        }
         later if LATER_STEP_KINDS.contains(&later) => {
             return Err(Invalid::at(
                 format!("{at}/kind"),
@@ -470,6 +510,27 @@ mod tests {
             error.reason.contains("not supported by this build yet"),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn ws_send_takes_exactly_one_of_payload_and_text() {
+        let loaded = parse_action(&action(
+            json!([{"kind": "ws.send", "connection": "mygame", "payload": {"cmd": "{{ x }}"}}]),
+        ))
+        .unwrap();
+        assert!(
+            matches!(&loaded.steps[0].body, StepBody::WsSend(send) if send.connection == "mygame")
+        );
+        for bad in [
+            json!({"kind": "ws.send", "connection": "c"}),
+            json!({"kind": "ws.send", "connection": "c", "text": "a", "payload": {}}),
+        ] {
+            let error = parse_action(&action(json!([bad]))).unwrap_err();
+            assert_eq!(
+                error.reason,
+                "a `ws.send` step has exactly one of `payload` and `text`"
+            );
+        }
     }
 
     #[test]

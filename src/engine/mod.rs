@@ -23,6 +23,7 @@ use self::credits::Credits;
 use self::loader::DocumentSet;
 use crate::event::Event;
 use crate::faces::streamerbot::catalogue::Catalogue;
+use crate::outbound::OutboundManager;
 use crate::registry::{Publish, Registry};
 use crate::store::{Store, StoreError, Table};
 
@@ -85,6 +86,7 @@ pub enum CreditsRequest {
 /// The engine actor.
 pub struct RuleEngine {
     registry: Addr<Registry>,
+    outbound: Addr<OutboundManager>,
     store: Store,
     /// Names of injected events are recorded here, and flushed with the event's credits, so
     /// that a category an acknowledged event introduced survives a crash.
@@ -102,6 +104,7 @@ impl RuleEngine {
     /// An engine over `documents`, with the credits as stored (cleared when stale).
     pub async fn new(
         registry: Addr<Registry>,
+        outbound: Addr<OutboundManager>,
         catalogue: Arc<Catalogue>,
         documents: DocumentSet,
         store: &Store,
@@ -116,6 +119,7 @@ impl RuleEngine {
         }
         Ok(RuleEngine {
             registry,
+            outbound,
             store: store.clone(),
             catalogue,
             documents: Arc::new(documents),
@@ -202,6 +206,7 @@ impl Handler<DoAction> for RuleEngine {
             event,
             args: call.args,
             engine: ctx.address(),
+            outbound: self.outbound.clone(),
             globals: self.globals.clone(),
         };
         actix::spawn(run.execute());

@@ -10,9 +10,10 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::document::{Action, Emit, Step, StepBody};
+use super::document::{Action, Emit, Step, StepBody, WsMessage, WsSend};
 use super::{Inject, RuleEngine};
 use crate::event::{format_time, Event, User};
+use crate::outbound::{OutboundError, OutboundManager, SendText};
 use crate::store::Table;
 
 /// How many `emit` hops an event may be from the outside event that caused it (rules.md §6.2).
@@ -36,6 +37,7 @@ pub struct Run {
     pub event: Event,
     pub args: Map<String, Value>,
     pub engine: Addr<RuleEngine>,
+    pub outbound: Addr<OutboundManager>,
     pub globals: Table<Value>,
 }
 
@@ -123,6 +125,7 @@ impl Run {
                 actix_rt::time::sleep(Duration::from_millis(ms)).await;
             }
             StepBody::Emit(emit) => self.emit(emit, &context).await?,
+            StepBody::WsSend(send) => self.ws_send(send, &context).await?,
             StepBody::Log { message, level } => {
                 let text = message.render_text(&context).map_err(|e| ("template", e))?;
                 log::log!(target: "switchboard::rules", *level, "{} run {run_id}: {text}", self.action.name);
@@ -176,6 +179,28 @@ impl Run {
         match self.engine.send(Inject(event)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(("internal", error.to_string())),
+            Err(error) => Err(("internal", error.to_string())),
+        }
+    }
+
+    async fn ws_send(&self, send: &WsSend, context: &Value) -> Result<(), (&'static str, String)> {
+        let text = match &send.message {
+            WsMessage::Payload(payload) => payload
+                .render(context)
+                .map_err(|e| ("template", e))?
+                .to_string(),
+            WsMessage::Text(text) => text.render_text(context).map_err(|e| ("template", e))?,
+        };
+        let message = SendText {
+            connection: send.connection.clone(),
+            text,
+        };
+        match self.outbound.send(message).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error @ OutboundError::NotFound(_))) => Err(("notFound", error.to_string())),
+            Ok(Err(error @ OutboundError::NotConnected(_))) => {
+                Err(("notConnected", error.to_string()))
+            }
             Err(error) => Err(("internal", error.to_string())),
         }
     }

@@ -770,3 +770,42 @@ async fn a_client_that_stops_reading_is_dropped_without_stalling_the_others() {
     // Once it reads again it finds the close after what was already queued.
     assert_eq!(slow.closed().await, (1008, "Send queue full".to_owned()));
 }
+
+#[tokio::test]
+async fn shutdown_closes_every_connection_with_1001() {
+    let server = TestServer::start();
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    subscribe(&mut ws, json!({"*": ["*"]})).await;
+    server.terminate();
+    assert_eq!(ws.closed().await, (1001, "Server shutting down".to_owned()));
+}
+
+#[tokio::test]
+async fn a_ws_send_step_fails_clearly_when_its_connection_is_down() {
+    let dirs = crate::support::Dirs::new();
+    dirs.write_rule("send.action.json", r#"{"kind": "action", "schemaVersion": 1, "id": "01JD3Q5S8N0W4X7Y2Z6A9B1C3F",
+        "name": "Send", "steps": [
+          {"id": "tell-game", "kind": "ws.send", "connection": "mygame", "payload": {"cmd": "{{ cmd }}"}},
+          {"id": "after", "kind": "emit", "type": "sent"}]}"#);
+    dirs.write_rule("nowhere.action.json", r#"{"kind": "action", "schemaVersion": 1, "id": "01JD3Q5S8N0W4X7Y2Z6A9B1C3G",
+        "name": "Nowhere", "steps": [{"id": "lost", "kind": "ws.send", "connection": "nowhere", "text": "hi"}]}"#);
+    let server = TestServer::start_in(
+        dirs,
+        Options {
+            extra_toml: "[[outbound]]\nname = \"mygame\"\nurl = \"ws://127.0.0.1:9/\"\n".into(),
+            ..Options::default()
+        },
+    );
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    subscribe(&mut ws, json!({"*": ["*"]})).await;
+    let reply = ws.request(json!({"request": "DoAction", "action": {"name": "Send"}, "args": {"cmd": "spawn"}, "id": "s"})).await;
+    assert_eq!(reply["status"], "ok");
+    let line = server.wait_for_log("step tell-game failed (notConnected)");
+    assert!(line.contains("Send run"), "{line}");
+    ws.request(json!({"request": "DoAction", "action": {"name": "Nowhere"}, "id": "n"}))
+        .await;
+    server.wait_for_log("step lost failed (notFound)");
+    // The failed step ended its run: the emit after it never happened, so the next frame is ours.
+    ws.send(json!({"request": "GetInfo", "id": "last"})).await;
+    assert_eq!(ws.recv().await["id"], "last");
+}

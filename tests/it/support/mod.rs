@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -58,7 +58,7 @@ pub struct TestServer {
     // Declared first so that it is killed before the folders are removed.
     child: KilledOnDrop,
     urls: HashMap<String, String>,
-    logs: Arc<Mutex<Vec<String>>>,
+    logs: Arc<Logs>,
     pub dirs: Dirs,
     options: Options,
 }
@@ -99,7 +99,7 @@ impl TestServer {
             .spawn()
             .expect("server binary starts");
         let lines = read_lines(child.stdout.take().expect("piped stdout"));
-        let logs = Arc::new(Mutex::new(Vec::new()));
+        let logs = Arc::new(Logs::default());
         collect_logs(child.stderr.take().expect("piped stderr"), logs.clone());
         let mut urls = HashMap::new();
         loop {
@@ -107,7 +107,7 @@ impl TestServer {
                 Ok(line) => line,
                 Err(_) => panic!(
                     "the server printed no `ready` within {TIMEOUT:?}; its log:\n{}",
-                    logs.lock().unwrap().join("\n")
+                    logs.lines.lock().unwrap().join("\n")
                 ),
             };
             if line == "ready" {
@@ -151,7 +151,35 @@ impl TestServer {
 
     /// The server's log lines so far.
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap().clone()
+        self.logs.lines.lock().unwrap().clone()
+    }
+
+    /// Waits (up to [`TIMEOUT`]) for a log line containing `text` and returns it.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        let lines = self.logs.lines.lock().unwrap();
+        let (lines, _) = self
+            .logs
+            .added
+            .wait_timeout_while(lines, TIMEOUT, |lines| {
+                !lines.iter().any(|line| line.contains(text))
+            })
+            .unwrap();
+        match lines.iter().find(|line| line.contains(text)) {
+            Some(line) => line.clone(),
+            None => panic!(
+                "no log line with {text:?} within {TIMEOUT:?}:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+
+    /// Sends SIGTERM, as a service manager stopping Switchboard would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
     }
 
     /// POSTs JSON to the HTTP face; returns the status and the body as JSON (null when empty).
@@ -213,10 +241,18 @@ fn read_lines(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Str
     receiver
 }
 
-fn collect_logs(stderr: impl std::io::Read + Send + 'static, logs: Arc<Mutex<Vec<String>>>) {
+/// The server's stderr, line by line, with a signal for each new line.
+#[derive(Default)]
+struct Logs {
+    lines: Mutex<Vec<String>>,
+    added: Condvar,
+}
+
+fn collect_logs(stderr: impl std::io::Read + Send + 'static, logs: Arc<Logs>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            logs.lock().unwrap().push(line);
+            logs.lines.lock().unwrap().push(line);
+            logs.added.notify_all();
         }
     });
 }
