@@ -9,7 +9,7 @@ use actix::prelude::*;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 
 use crate::config::Config;
-use crate::engine::{loader, RuleEngine};
+use crate::engine::{watcher, RuleEngine, Setup};
 use crate::faces::streamerbot::{self, catalogue::Catalogue};
 use crate::faces::{http, Encoders};
 use crate::outbound::OutboundManager;
@@ -47,6 +47,8 @@ pub struct Running {
     pub documents: (usize, usize),
     registry: Addr<Registry>,
     servers: Vec<ServerHandle>,
+    /// Hot reload of `rules_dir`, while it is held.
+    _watcher: Option<watcher::Watcher>,
 }
 
 /// How long a graceful stop waits for open connections, in seconds (actix-web's default is 30).
@@ -65,12 +67,6 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         })
         .await?;
     let catalogue = Arc::new(Catalogue::load(store.meta().clone())?);
-    let loaded = loader::load(&config.rules_dir, &store.table("actions")?).await?;
-    for line in &loaded.errors {
-        log::error!("rules: {line}");
-    }
-    let documents = (loaded.documents.actions.len(), loaded.errors.len());
-    catalogue.set_configured(configured_names(config, &loaded.documents));
     let registry = Registry::new(Encoders {
         streamerbot: streamerbot::Encoder {
             catalogue: catalogue.clone(),
@@ -79,15 +75,17 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     .start();
     let connections = config.outbound.clone();
     let outbound = Supervisor::start(move |_| OutboundManager::new(connections));
-    let engine = RuleEngine::new(
-        registry.clone(),
+    let setup = Setup {
+        registry: registry.clone(),
         outbound,
-        catalogue.clone(),
-        loaded.documents,
-        &store,
-    )
-    .await?
-    .start();
+        catalogue: catalogue.clone(),
+        connections: config.outbound.clone(),
+        rules_dir: config.rules_dir.clone(),
+    };
+    let (engine, loaded) = RuleEngine::new(setup, &store).await?;
+    let documents = (loaded.documents.documents.len(), loaded.errors.len());
+    let engine = engine.start();
+    let watcher = watcher::watch(&config.rules_dir, engine.clone());
     let limits = SessionLimits {
         max_message_bytes: config.limits.max_frame_bytes,
         send_queue: config.limits.send_queue,
@@ -140,40 +138,10 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     Ok(Running {
         urls,
         documents,
+        _watcher: watcher,
         registry,
         servers,
     })
-}
-
-/// The categories and types configuration names, for the Streamer.bot catalogue.
-fn configured_names(
-    config: &Config,
-    documents: &loader::DocumentSet,
-) -> Vec<(String, Option<String>)> {
-    let outbound = config.outbound.iter().map(|connection| {
-        let source = connection
-            .source
-            .clone()
-            .unwrap_or_else(|| connection.name.clone());
-        (
-            source,
-            Some(
-                connection
-                    .default_type
-                    .clone()
-                    .unwrap_or_else(|| "custom".to_owned()),
-            ),
-        )
-    });
-    let emits = documents.actions.iter().flat_map(|action| {
-        action.steps.iter().filter_map(|step| match &step.body {
-            crate::engine::document::StepBody::Emit(emit) => emit.literal_names(),
-            _ => None,
-        })
-    });
-    outbound
-        .chain(emits.map(|(source, kind)| (source, Some(kind))))
-        .collect()
 }
 
 /// Binds `server` with the settings every listener needs and spawns it.

@@ -1,5 +1,5 @@
 //! The command line (config.md): `switchboard [serve] [--config FILE] [--data-dir DIR]
-//! [--rules-dir DIR]` and `switchboard rules check [DIR]`.
+//! [--rules-dir DIR]`, `switchboard rules check [DIR]` and `switchboard rules test [DIR]`.
 
 use std::path::PathBuf;
 
@@ -38,6 +38,11 @@ pub enum Command {
 pub enum RulesCommand {
     /// Validate the files; prints `path: pointer: reason` lines and exits 1 on error
     Check {
+        /// The folder (default: the configured rules_dir)
+        dir: Option<PathBuf>,
+    },
+    /// Run the tests embedded in the files (dry runs on a virtual clock); exits 1 on failure
+    Test {
         /// The folder (default: the configured rules_dir)
         dir: Option<PathBuf>,
     },

@@ -52,6 +52,36 @@ impl User {
     }
 }
 
+impl User {
+    /// The user's roles (rules.md §2): its own `roles`, lower-cased, plus one per true flag.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = self
+            .extra
+            .get("roles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_lowercase)
+            .collect();
+        let flags = [
+            ("isBroadcaster", "broadcaster"),
+            ("isModerator", "moderator"),
+            ("isVip", "vip"),
+            ("isSubscriber", "subscriber"),
+            ("isSubscribed", "subscriber"),
+            ("isEditor", "editor"),
+        ];
+        for (flag, role) in flags {
+            if self.extra.get(flag) == Some(&Value::Bool(true)) && !roles.iter().any(|r| r == role)
+            {
+                roles.push(role.to_owned());
+            }
+        }
+        roles
+    }
+}
+
 impl Event {
     /// A new event with a fresh id and the current time.
     pub fn new(source: impl Into<String>, kind: impl Into<String>, data: Value) -> Event {
@@ -67,9 +97,14 @@ impl Event {
         }
     }
 
-    /// The event as templates and conditions see it (rules.md §2): every field present.
+    /// The event as templates and conditions see it (rules.md §2): every field present, and the
+    /// user with its `roles`.
     pub fn to_facts(&self) -> Value {
-        serde_json::to_value(self).expect("events serialize to JSON")
+        let mut facts = serde_json::to_value(self).expect("events serialize to JSON");
+        if let Some(user) = &self.user {
+            facts["user"]["roles"] = Value::from(user.roles());
+        }
+        facts
     }
 }
 
@@ -117,6 +152,12 @@ mod tests {
         assert_eq!(user.display_name(), Some("alice"));
         user.nickname = Some("Alice".into());
         assert_eq!(user.display_name(), Some("Alice"));
+    }
+
+    #[test]
+    fn roles_come_from_the_list_and_the_flags() {
+        let user: User = serde_json::from_value(serde_json::json!({"id": "1", "roles": ["VIP"], "isModerator": true, "isSubscribed": true})).unwrap();
+        assert_eq!(user.roles(), ["vip", "moderator", "subscriber"]);
     }
 
     #[test]

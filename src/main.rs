@@ -34,14 +34,24 @@ fn main() -> ExitCode {
                 println!("{line}");
             }
             if loaded.errors.is_empty() {
-                println!(
-                    "{}: {} documents, all valid",
-                    dir.display(),
-                    loaded.documents.actions.len()
-                );
+                let count = loaded.documents.documents.len();
+                println!("{}: {count} documents, all valid", dir.display());
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
+            }
+        }
+        Some(Command::Rules(RulesCommand::Test { dir })) => {
+            let dir = dir.unwrap_or(config.rules_dir);
+            let (lines, passed, failed, invalid) = switchboard::engine::dryrun::test_dir(&dir);
+            for line in lines {
+                println!("{line}");
+            }
+            println!("{passed} passed, {failed} failed");
+            if failed > 0 || invalid {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             }
         }
     }

@@ -118,33 +118,6 @@ fn name_of(value: &Value) -> Option<String> {
     }
 }
 
-/// The roles of a user (rules.md §2): its own `roles`, lower-cased, plus one per true flag.
-pub fn roles(user: &User) -> Vec<String> {
-    let mut roles: Vec<String> = user
-        .extra
-        .get("roles")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_lowercase)
-        .collect();
-    let flags = [
-        ("isBroadcaster", "broadcaster"),
-        ("isModerator", "moderator"),
-        ("isVip", "vip"),
-        ("isSubscriber", "subscriber"),
-        ("isSubscribed", "subscriber"),
-        ("isEditor", "editor"),
-    ];
-    for (flag, role) in flags {
-        if user.extra.get(flag) == Some(&Value::Bool(true)) && !roles.iter().any(|r| r == role) {
-            roles.push(role.to_owned());
-        }
-    }
-    roles
-}
-
 impl Credits {
     /// The stored state, cleared first when it last changed more than 12 hours before `now`.
     pub fn restored(stored: Option<Credits>, now: DateTime<Utc>) -> (Credits, bool) {
@@ -272,7 +245,7 @@ impl Credits {
         }
         if CHAT_TYPES.contains(&kind.as_str()) {
             if let (Some(name), Some(chatter)) = (&user, &event.user) {
-                for role in roles(chatter) {
+                for role in chatter.roles() {
                     let list = match role.as_str() {
                         "editor" => "editors",
                         "moderator" => "moderators",

@@ -10,22 +10,42 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::document::{parse_action, Action, Invalid};
+use super::document::{parse_document, Document, Invalid, Kind, Step, StepBody};
 use crate::store::{StoreError, Table};
 
 /// The loaded documents, in path order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DocumentSet {
-    pub actions: Vec<Arc<Action>>,
+    pub documents: Vec<Arc<Document>>,
+    /// The relative path of each document, by id.
+    pub paths: HashMap<String, String>,
 }
 
 impl DocumentSet {
-    /// The callable with this id, else the one with this name, compared exactly (rules.md §10.1).
-    pub fn callable(&self, id: Option<&str>, name: Option<&str>) -> Option<&Arc<Action>> {
-        let by_id = id.and_then(|id| self.actions.iter().find(|action| action.id == id));
+    /// The document with this id, else the one with this name, compared exactly.
+    pub fn by_id_or_name(&self, id: Option<&str>, name: Option<&str>) -> Option<&Arc<Document>> {
+        let by_id = id.and_then(|id| self.documents.iter().find(|document| document.id == id));
         by_id.or_else(|| {
-            name.and_then(|name| self.actions.iter().find(|action| action.name == name))
+            name.and_then(|name| self.documents.iter().find(|document| document.name == name))
         })
+    }
+
+    /// The callable (rules.md §10.1) with this id, else with this name.
+    pub fn callable(&self, id: Option<&str>, name: Option<&str>) -> Option<&Arc<Document>> {
+        let callables = || {
+            self.documents
+                .iter()
+                .filter(|document| document.is_callable())
+        };
+        let by_id = id.and_then(|id| callables().find(|document| document.id == id));
+        by_id.or_else(|| name.and_then(|name| callables().find(|document| document.name == name)))
+    }
+
+    /// The document with this id and kind.
+    pub fn get(&self, kind: Kind, id: &str) -> Option<&Arc<Document>> {
+        self.documents
+            .iter()
+            .find(|document| document.kind == kind && document.id == id)
     }
 }
 
@@ -44,19 +64,36 @@ impl DocumentSet {
     /// Every callable, sorted by name.
     pub fn callables(&self) -> Vec<Callable> {
         let mut callables: Vec<Callable> = self
-            .actions
+            .documents
             .iter()
-            .map(|action| Callable {
-                id: action.id.clone(),
-                name: action.name.clone(),
-                group: action.group.clone().unwrap_or_else(|| "None".to_owned()),
-                enabled: action.enabled,
-                subaction_count: action.step_count(),
-                trigger_count: 0,
+            .filter(|document| document.is_callable())
+            .map(|document| Callable {
+                id: document.id.clone(),
+                name: document.name.clone(),
+                group: document.group.clone().unwrap_or_else(|| "None".to_owned()),
+                enabled: document.callable_enabled(),
+                subaction_count: document.step_count(),
+                trigger_count: document.triggers.len(),
             })
             .collect();
         callables.sort_by(|a, b| a.name.cmp(&b.name));
         callables
+    }
+}
+
+/// The sled trees that mirror the documents: `rules` and `actions`, by id.
+#[derive(Clone)]
+pub struct Mirror {
+    pub rules: Table<StoredDocument>,
+    pub actions: Table<StoredDocument>,
+}
+
+impl Mirror {
+    pub fn open(store: &crate::store::Store) -> Result<Mirror, StoreError> {
+        Ok(Mirror {
+            rules: store.table("rules")?,
+            actions: store.table("actions")?,
+        })
     }
 }
 
@@ -90,15 +127,16 @@ pub fn check(dir: &Path) -> Loaded {
     loaded
 }
 
-/// Reads `dir`, falls back to the stored copy for invalid files, and brings the `actions` tree in
-/// line with what was loaded (flushed before returning).
-pub async fn load(dir: &Path, stored: &Table<StoredDocument>) -> Result<Loaded, StoreError> {
+/// Reads `dir`, falls back to the stored copy for invalid files, and brings the `rules` and
+/// `actions` trees in line with what was loaded (flushed before returning).
+pub async fn load(dir: &Path, mirror: &Mirror) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
-    let previous: HashMap<String, StoredDocument> = stored
-        .scan("")?
-        .into_iter()
-        .map(|(_, document)| (document.path.clone(), document))
-        .collect();
+    let mut previous: HashMap<String, StoredDocument> = HashMap::new();
+    for table in [&mirror.rules, &mirror.actions] {
+        for (_, document) in table.scan("")? {
+            previous.insert(document.path.clone(), document);
+        }
+    }
     let mut accepted = Vec::new();
     for (path, result) in read_dir(dir, &mut loaded.errors) {
         match result {
@@ -116,33 +154,48 @@ pub async fn load(dir: &Path, stored: &Table<StoredDocument>) -> Result<Loaded, 
     loaded.errors.sort();
     let live: HashSet<&str> = loaded
         .documents
-        .actions
+        .documents
         .iter()
-        .map(|a| a.id.as_str())
+        .map(|d| d.id.as_str())
         .collect();
-    for (key, _) in stored.scan("")? {
-        if !live.contains(key.as_str()) {
-            stored.delete(&key).await?;
+    for table in [&mirror.rules, &mirror.actions] {
+        for (key, _) in table.scan("")? {
+            if !live.contains(key.as_str()) {
+                table.remove(&key)?;
+            }
         }
     }
-    for (path, document) in accepted {
-        let id = document
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if live.contains(id.as_str()) {
-            stored.insert(&id, &StoredDocument { path, document })?;
-        }
+    for document in &loaded.documents.documents {
+        let path = loaded.documents.paths[&document.id].clone();
+        let Some(json) = accepted
+            .iter()
+            .find(|(at, _)| *at == path)
+            .map(|(_, json)| json.clone())
+        else {
+            continue;
+        };
+        let table = match document.kind {
+            Kind::Rule => &mirror.rules,
+            Kind::Action => &mirror.actions,
+        };
+        table.insert(
+            &document.id,
+            &StoredDocument {
+                path,
+                document: json,
+            },
+        )?;
     }
-    stored.flush().await?;
+    mirror.actions.flush().await?;
     Ok(loaded)
 }
 
-/// Parses each document and refuses clashes of ids and names, reported on the later file.
+/// Parses each document, refuses clashes of ids and names (reported on the later file), then
+/// refuses documents whose `run_action` targets are not callable.
 fn link(accepted: Vec<(String, Value)>, loaded: &mut Loaded) {
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut names: HashMap<String, String> = HashMap::new();
+    let mut parsed = Vec::new();
     for (path, value) in accepted {
         let action = match parse_document(&value) {
             Ok(action) => action,
@@ -174,27 +227,53 @@ fn link(accepted: Vec<(String, Value)>, loaded: &mut Loaded) {
         }
         ids.insert(action.id.clone(), path.clone());
         names.insert(folded, path.clone());
-        loaded.documents.actions.push(Arc::new(action));
+        parsed.push((path, action));
+    }
+    let callables: Vec<(String, String)> = parsed
+        .iter()
+        .filter(|(_, document)| document.is_callable())
+        .map(|(_, document)| (document.id.clone(), document.name.clone()))
+        .collect();
+    for (path, document) in parsed {
+        if let Some((pointer, target)) = missing_target(&document.steps, &callables) {
+            loaded.errors.push(line(
+                &path,
+                &Invalid {
+                    pointer: format!("{pointer}/action"),
+                    reason: format!("no action or callable rule named {target:?}"),
+                },
+            ));
+            continue;
+        }
+        loaded.documents.paths.insert(document.id.clone(), path);
+        loaded.documents.documents.push(Arc::new(document));
     }
 }
 
-fn parse_document(value: &Value) -> Result<Action, Invalid> {
-    match value.get("kind").and_then(Value::as_str) {
-        Some("action") => parse_action(value),
-        Some("rule") => Err(Invalid {
-            pointer: "/kind".into(),
-            reason: "rule documents are not run by this build yet (they come with the rule engine)"
-                .into(),
-        }),
-        Some(other) => Err(Invalid {
-            pointer: "/kind".into(),
-            reason: format!("unknown variant `{other}`, expected `rule` or `action`"),
-        }),
-        None => Err(Invalid {
-            pointer: String::new(),
-            reason: "missing field `kind`".into(),
-        }),
+/// The first `run_action` whose target is neither the id nor the name of a callable.
+fn missing_target(steps: &[Step], callables: &[(String, String)]) -> Option<(String, String)> {
+    for step in steps {
+        match &step.body {
+            StepBody::RunAction(run)
+                if !callables
+                    .iter()
+                    .any(|(id, name)| *id == run.action || *name == run.action) =>
+            {
+                return Some((step.path.clone(), run.action.clone()));
+            }
+            StepBody::If {
+                then, otherwise, ..
+            } => {
+                if let Some(missing) =
+                    missing_target(then, callables).or_else(|| missing_target(otherwise, callables))
+                {
+                    return Some(missing);
+                }
+            }
+            _ => {}
+        }
     }
+    None
 }
 
 fn line(path: &str, invalid: &Invalid) -> String {
@@ -279,7 +358,7 @@ mod tests {
         write(dir.path(), "broken.action.json", "{\"kind\":");
         write(dir.path(), ".hidden.json", "nonsense");
         let loaded = check(dir.path());
-        assert_eq!(loaded.documents.actions.len(), 1);
+        assert_eq!(loaded.documents.documents.len(), 1);
         assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
         assert!(
             loaded.errors[0].starts_with(
@@ -300,24 +379,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(data.path()).unwrap();
-        let table = store.table::<StoredDocument>("actions").unwrap();
+        let table = Mirror::open(&store).unwrap();
         write(dir.path(), "celebrate.action.json", CELEBRATE);
-        assert_eq!(
-            load(dir.path(), &table)
-                .await
-                .unwrap()
-                .documents
-                .actions
-                .len(),
-            1
-        );
+        let loaded = load(dir.path(), &table).await.unwrap();
+        assert_eq!(loaded.documents.documents.len(), 1);
         write(dir.path(), "celebrate.action.json", "{ broken");
         let loaded = load(dir.path(), &table).await.unwrap();
         assert_eq!(loaded.errors.len(), 1);
-        assert_eq!(loaded.documents.actions[0].name, "Celebrate");
+        assert_eq!(loaded.documents.documents[0].name, "Celebrate");
         std::fs::remove_file(dir.path().join("celebrate.action.json")).unwrap();
         let loaded = load(dir.path(), &table).await.unwrap();
-        assert!(loaded.documents.actions.is_empty());
-        assert!(table.scan("").unwrap().is_empty());
+        assert!(loaded.documents.documents.is_empty());
+        assert!(table.actions.scan("").unwrap().is_empty());
     }
 }

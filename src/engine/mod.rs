@@ -1,17 +1,29 @@
-//! The rule engine actor: where events enter the bus and where actions run.
+//! The rule engine actor: where events enter the bus and where rules and actions run.
 //!
-//! Faces, the HTTP API and (later) outbound connections send [`Inject`]: the engine publishes the
-//! event to the registry, records it in the credits and acknowledges once that is on disk.
-//! [`DoAction`] calls an action by id or name; its run is a spawned future (see [`runner`]), so a
-//! `delay` never blocks the engine. Faces read the loaded documents with [`GetDocuments`] and the
-//! credits with [`CreditsRequest`].
+//! Faces, the HTTP API and (later) outbound connections send [`Inject`]: the engine records the
+//! event's names in the Streamer.bot catalogue and its credits, publishes it to the registry,
+//! matches it against the rules ([`core`]) and acknowledges once its records are on disk.
+//! [`DoAction`] calls an action or callable rule. Runs are futures spawned on the engine's thread
+//! (see [`runner`]), so a `delay` never blocks the engine. [`Reload`] re-reads `rules_dir`
+//! (sent by the [`watcher`] and the HTTP API).
 
+pub mod condition;
+pub mod core;
 pub mod credits;
 pub mod document;
+pub mod dryrun;
+pub mod env;
+pub mod facts;
 pub mod loader;
+pub mod matcher;
 pub mod runner;
 pub mod template;
+pub mod trace;
+pub mod watcher;
 
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -19,8 +31,12 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use self::core::{CallError, Origin, Shared};
 use self::credits::Credits;
-use self::loader::DocumentSet;
+use self::document::{Kind, StepBody};
+use self::loader::{DocumentSet, Mirror};
+use self::trace::Trace;
+use crate::config::RawOutbound;
 use crate::event::Event;
 use crate::faces::streamerbot::catalogue::Catalogue;
 use crate::outbound::OutboundManager;
@@ -34,6 +50,8 @@ pub enum EngineError {
     ActionNotFound(String),
     #[error("Action is disabled: {0}")]
     ActionDisabled(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("Internal error: {0}")]
     Store(#[from] StoreError),
 }
@@ -59,7 +77,7 @@ impl Caller {
     }
 }
 
-/// Calls an action by id (tried first) or name with `args`; answers once the run is started.
+/// Calls a callable by id (tried first) or name with `args`; answers once the engine has it.
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub struct DoAction {
@@ -69,10 +87,40 @@ pub struct DoAction {
     pub caller: Caller,
 }
 
+/// A `credits.add` step: adds a name to a credits list, answered once on disk.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct AddCredit {
+    pub category: String,
+    pub name: String,
+}
+
 /// The documents currently loaded.
 #[derive(Message)]
 #[rtype(result = "Arc<DocumentSet>")]
 pub struct GetDocuments;
+
+/// The traces of a document, newest first (`None`: no such document).
+#[derive(Message)]
+#[rtype(result = "Option<Vec<Trace>>")]
+pub struct GetTraces {
+    pub kind: Kind,
+    pub id: String,
+}
+
+/// Re-reads `rules_dir` and swaps the compiled set; answers the refused files' error lines.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, EngineError>")]
+pub struct Reload;
+
+/// A dry run of one document on the live state (rules.md §12, `POST /rules/{id}/test`).
+#[derive(Message)]
+#[rtype(result = "Result<Value, EngineError>")]
+pub struct DryRun {
+    pub kind: Kind,
+    pub id: String,
+    pub test: Value,
+}
 
 /// Reads or changes the credits; answers the `GetCredits` payload once changes are on disk.
 #[derive(Message, Debug, Clone, Copy)]
@@ -91,24 +139,42 @@ pub struct RuleEngine {
     /// Names of injected events are recorded here, and flushed with the event's credits, so
     /// that a category an acknowledged event introduced survives a crash.
     catalogue: Arc<Catalogue>,
-    documents: Arc<DocumentSet>,
+    /// Outbound connections, for the catalogue's configured categories.
+    connections: Vec<RawOutbound>,
+    rules_dir: PathBuf,
+    mirror: Mirror,
     credits: Credits,
     credits_table: Table<Credits>,
-    globals: Table<Value>,
+    /// Built in `started`, when the actor has its address.
+    core: Option<Shared>,
+    documents: Arc<DocumentSet>,
 }
 
 /// The key of the credits record in its tree.
 const CREDITS_KEY: &str = "state";
 
+/// What the engine starts with.
+pub struct Setup {
+    pub registry: Addr<Registry>,
+    pub outbound: Addr<OutboundManager>,
+    pub catalogue: Arc<Catalogue>,
+    pub connections: Vec<RawOutbound>,
+    pub rules_dir: PathBuf,
+}
+
 impl RuleEngine {
-    /// An engine over `documents`, with the credits as stored (cleared when stale).
+    /// Loads `rules_dir` (reporting refused files in the log) and the credits as stored (cleared
+    /// when stale).
     pub async fn new(
-        registry: Addr<Registry>,
-        outbound: Addr<OutboundManager>,
-        catalogue: Arc<Catalogue>,
-        documents: DocumentSet,
+        setup: Setup,
         store: &Store,
-    ) -> Result<RuleEngine, StoreError> {
+    ) -> Result<(RuleEngine, loader::Loaded), StoreError> {
+        // The refused files are reported here and returned, so the banner can count them.
+        let mirror = Mirror::open(store)?;
+        let loaded = loader::load(&setup.rules_dir, &mirror).await?;
+        for line in &loaded.errors {
+            log::error!("rules: {line}");
+        }
         let credits_table = store.table::<Credits>("credits")?;
         let (credits, cleared) = Credits::restored(credits_table.get(CREDITS_KEY)?, Utc::now());
         if cleared {
@@ -117,20 +183,34 @@ impl RuleEngine {
             );
             credits_table.put(CREDITS_KEY, &credits).await?;
         }
-        Ok(RuleEngine {
-            registry,
-            outbound,
+        let documents = Arc::new(loaded.documents.clone());
+        setup
+            .catalogue
+            .set_configured(configured_names(&setup.connections, &documents));
+        let engine = RuleEngine {
+            registry: setup.registry,
+            outbound: setup.outbound,
             store: store.clone(),
-            catalogue,
-            documents: Arc::new(documents),
+            catalogue: setup.catalogue,
+            connections: setup.connections,
+            rules_dir: setup.rules_dir,
+            mirror,
             credits,
             credits_table,
-            globals: store.table("globals")?,
-        })
+            core: None,
+            documents,
+        };
+        Ok((engine, loaded))
+    }
+
+    fn core(&self) -> &Shared {
+        self.core
+            .as_ref()
+            .expect("the core is built when the actor starts")
     }
 
     /// Stores the credits and returns a future that resolves once they are on disk.
-    fn save_credits(&self) -> impl std::future::Future<Output = Result<(), EngineError>> {
+    fn save_credits(&self) -> impl std::future::Future<Output = Result<(), StoreError>> {
         let written = self.credits_table.insert(CREDITS_KEY, &self.credits);
         let flushed = self.flush();
         async move {
@@ -140,14 +220,100 @@ impl RuleEngine {
     }
 
     /// A future that resolves once every write so far is on disk.
-    fn flush(&self) -> impl std::future::Future<Output = Result<(), EngineError>> {
+    fn flush(&self) -> impl std::future::Future<Output = Result<(), StoreError>> {
         let store = self.store.clone();
-        async move { Ok(store.flush().await?) }
+        async move { store.flush().await }
+    }
+
+    fn swap(&mut self, documents: DocumentSet) {
+        let documents = Arc::new(documents);
+        self.catalogue
+            .set_configured(configured_names(&self.connections, &documents));
+        self.core().borrow_mut().replace(documents.clone());
+        self.documents = documents;
+    }
+}
+
+/// The categories and types configuration names, for the Streamer.bot catalogue (streamerbot.md
+/// §5.4): outbound sources with their default type, rule trigger sources with their `on`, and
+/// literal `emit` names.
+pub fn configured_names(
+    connections: &[RawOutbound],
+    documents: &DocumentSet,
+) -> Vec<(String, Option<String>)> {
+    let mut names: Vec<(String, Option<String>)> = connections
+        .iter()
+        .map(|connection| {
+            let source = connection
+                .source
+                .clone()
+                .unwrap_or_else(|| connection.name.clone());
+            (
+                source,
+                Some(
+                    connection
+                        .default_type
+                        .clone()
+                        .unwrap_or_else(|| "custom".to_owned()),
+                ),
+            )
+        })
+        .collect();
+    for document in &documents.documents {
+        for (on, sources) in matcher::event_triggers(document) {
+            for source in sources {
+                names.push((source.clone(), Some(on.to_owned())));
+            }
+        }
+        visit_emits(&document.steps, &mut |source, kind| {
+            names.push((source, Some(kind)))
+        });
+    }
+    names
+}
+
+fn visit_emits(steps: &[document::Step], visit: &mut dyn FnMut(String, String)) {
+    for step in steps {
+        match &step.body {
+            StepBody::Emit(emit) => {
+                if let Some((source, kind)) = emit.literal_names() {
+                    visit(source, kind);
+                }
+            }
+            StepBody::If {
+                then, otherwise, ..
+            } => {
+                visit_emits(then, visit);
+                visit_emits(otherwise, visit);
+            }
+            _ => {}
+        }
     }
 }
 
 impl Actor for RuleEngine {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let live = env::Live {
+            engine: ctx.address(),
+            outbound: self.outbound.clone(),
+            store: self.store.clone(),
+            globals: self.store.table("globals").expect("the globals tree opens"),
+            limits: self.store.table("limits").expect("the limits tree opens"),
+        };
+        self.core = Some(Rc::new(RefCell::new(core::Core::new(
+            self.documents.clone(),
+            Rc::new(live),
+        ))));
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(core) = &self.core {
+            core.borrow_mut().cancel_all();
+        }
+        Running::Stop
+    }
 }
 
 impl Handler<Inject> for RuleEngine {
@@ -157,12 +323,10 @@ impl Handler<Inject> for RuleEngine {
         let id = event.id;
         let named = self.catalogue.record(&event.source, &event.kind);
         let credited = self.credits.record(&event);
-        self.registry.do_send(Publish(Arc::new(event)));
-        let saved = if credited {
-            Some(self.save_credits())
-        } else {
-            None
-        };
+        let event = Arc::new(event);
+        self.registry.do_send(Publish(event.clone()));
+        core::on_event(self.core(), &event);
+        let saved = credited.then(|| self.save_credits());
         let flushed = (named && !credited).then(|| self.flush());
         Box::pin(async move {
             if let Some(saved) = saved {
@@ -179,38 +343,34 @@ impl Handler<Inject> for RuleEngine {
 impl Handler<DoAction> for RuleEngine {
     type Result = Result<(), EngineError>;
 
-    fn handle(&mut self, call: DoAction, ctx: &mut Context<Self>) -> Self::Result {
-        let given = || {
-            call.id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .or(call.name.clone())
-                .unwrap_or_default()
-        };
-        let action = self
-            .documents
-            .callable(call.id.as_deref(), call.name.as_deref())
-            .ok_or_else(|| EngineError::ActionNotFound(given()))?
-            .clone();
-        if !action.enabled {
-            return Err(EngineError::ActionDisabled(action.name.clone()));
-        }
-        let mut event = Event::new(
+    fn handle(&mut self, call: DoAction, _: &mut Context<Self>) -> Self::Result {
+        let event = Event::new(
             call.caller.source(),
             "call",
             Value::Object(call.args.clone()),
         );
-        event.hops = 0;
-        let run = runner::Run {
-            action,
-            event,
-            args: call.args,
-            engine: ctx.address(),
-            outbound: self.outbound.clone(),
-            globals: self.globals.clone(),
+        let origin = Origin {
+            trigger: None,
+            force: false,
+            depth: 0,
+            parent: None,
         };
-        actix::spawn(run.execute());
-        Ok(())
+        let id = call.id.as_deref().filter(|id| !id.is_empty());
+        let name = call.name.as_deref().filter(|name| !name.is_empty());
+        match core::call(self.core(), id, name, call.args, &event, origin) {
+            Ok(_) => Ok(()),
+            Err(CallError::NotFound(given)) => Err(EngineError::ActionNotFound(given)),
+            Err(CallError::Disabled(name)) => Err(EngineError::ActionDisabled(name)),
+        }
+    }
+}
+
+impl Handler<AddCredit> for RuleEngine {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, message: AddCredit, _: &mut Context<Self>) -> Self::Result {
+        self.credits.add(&message.category, &message.name);
+        Box::pin(self.save_credits())
     }
 }
 
@@ -219,6 +379,61 @@ impl Handler<GetDocuments> for RuleEngine {
 
     fn handle(&mut self, _: GetDocuments, _: &mut Context<Self>) -> Arc<DocumentSet> {
         self.documents.clone()
+    }
+}
+
+impl Handler<GetTraces> for RuleEngine {
+    type Result = Option<Vec<Trace>>;
+
+    fn handle(&mut self, message: GetTraces, _: &mut Context<Self>) -> Self::Result {
+        self.documents.get(message.kind, &message.id)?;
+        Some(self.core().borrow().traces(&message.id))
+    }
+}
+
+impl Handler<Reload> for RuleEngine {
+    type Result = ResponseActFuture<Self, Result<Vec<String>, EngineError>>;
+
+    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Self::Result {
+        let dir = self.rules_dir.clone();
+        let mirror = self.mirror.clone();
+        Box::pin(
+            async move { loader::load(&dir, &mirror).await }
+                .into_actor(self)
+                .map(|loaded, engine, _| {
+                    let loaded = loaded?;
+                    for line in &loaded.errors {
+                        log::error!("rules: {line}");
+                    }
+                    log::info!(
+                        "rules: loaded {} documents",
+                        loaded.documents.documents.len()
+                    );
+                    engine.swap(loaded.documents);
+                    Ok(loaded.errors)
+                }),
+        )
+    }
+}
+
+impl Handler<DryRun> for RuleEngine {
+    type Result = Result<Value, EngineError>;
+
+    fn handle(&mut self, message: DryRun, _: &mut Context<Self>) -> Self::Result {
+        if self.documents.get(message.kind, &message.id).is_none() {
+            return Err(EngineError::ActionNotFound(message.id));
+        }
+        let live = dryrun::LiveState {
+            globals: self.store.table("globals")?,
+            credits: self.credits.clone(),
+        };
+        dryrun::run_one(
+            self.documents.clone(),
+            &message.id,
+            &message.test,
+            Some(live),
+        )
+        .map_err(EngineError::Invalid)
     }
 }
 
@@ -237,6 +452,6 @@ impl Handler<CreditsRequest> for RuleEngine {
         }
         let reply = self.credits.to_reply(now);
         let saved = self.save_credits();
-        Box::pin(async move { saved.await.map(|()| reply) })
+        Box::pin(async move { Ok(saved.await.map(|()| reply)?) })
     }
 }

@@ -1,118 +1,155 @@
-//! One run of an action's steps, as a spawned future: it never blocks the engine actor, and a
-//! `delay` in one run delays no other. Each step's outcome is logged at `debug` under
-//! `switchboard::rules`; a failing step ends the run with outcome `error`.
+//! One run of a document's steps (rules.md §6), as a future spawned by the core: a `delay`
+//! blocks neither the engine nor any other run. Every step is traced; a failing step ends the
+//! run with outcome `error` unless it has `continueOnError`.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
-use chrono::Utc;
+use futures::future::{select, Either, LocalBoxFuture};
+use futures::FutureExt;
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
-use super::document::{Action, Emit, Step, StepBody, WsMessage, WsSend};
-use super::{Inject, RuleEngine};
-use crate::event::{format_time, Event, User};
-use crate::outbound::{OutboundError, OutboundManager, SendText};
-use crate::store::Table;
+use super::core::{self, Admitted, CallError, Control, Finished, Origin, Shared, MAX_DEPTH};
+use super::document::{Document, Emit, RunAction, Set, SetOp, Step, StepBody, VarScope, WsMessage};
+use super::env::Failure;
+use super::facts::Facts;
+use super::trace::{Outcome, Trace};
+use crate::event::{normalise, Event, User};
 
 /// How many `emit` hops an event may be from the outside event that caused it (rules.md §6.2).
 pub const MAX_HOPS: u8 = 8;
 
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Completed,
-    Stopped(String),
-    Error {
-        step: String,
-        code: &'static str,
-        message: String,
-    },
+/// What a step does to its run.
+enum Flow {
+    Next,
+    /// End the run with this outcome (and error, for `error`).
+    End(Outcome, Option<Value>),
 }
 
-/// Everything one run needs.
+/// One admitted run.
 pub struct Run {
-    pub action: Arc<Action>,
-    pub event: Event,
-    pub args: Map<String, Value>,
-    pub engine: Addr<RuleEngine>,
-    pub outbound: Addr<OutboundManager>,
-    pub globals: Table<Value>,
+    pub shared: Shared,
+    pub document: Arc<Document>,
+    pub facts: Facts,
+    pub trace: Trace,
+    pub control: Rc<Control>,
+    pub depth: u8,
 }
 
 impl Run {
-    /// Runs the variables and steps, then logs the outcome.
-    pub async fn execute(mut self) -> Outcome {
-        let run_id = Uuid::new_v4();
-        let outcome = self.steps(run_id).await;
-        let name = &self.action.name;
-        match &outcome {
-            Outcome::Error {
-                step,
-                code,
-                message,
-            } => log::warn!(
-                target: "switchboard::rules",
-                "{name} run {run_id}: step {step} failed ({code}): {message}"
-            ),
-            other => log::debug!(target: "switchboard::rules", "{name} run {run_id}: {other:?}"),
-        }
-        outcome
-    }
-
-    async fn steps(&mut self, run_id: Uuid) -> Outcome {
-        let action = self.action.clone();
-        for (name, template) in &action.variables {
-            match template.render(&self.context(run_id)) {
-                Ok(value) => {
-                    self.args.insert(name.clone(), value);
-                }
-                Err(message) => {
-                    return Outcome::Error {
-                        step: format!("/variables/{name}"),
-                        code: "template",
-                        message,
-                    }
-                }
-            }
-        }
-        for step in &action.steps {
-            if !step.enabled {
-                continue;
-            }
-            match self.step(step, run_id).await {
-                Ok(None) => {}
-                Ok(Some(outcome)) => return outcome,
-                Err((code, message)) if step.continue_on_error => log::debug!(
-                    target: "switchboard::rules",
-                    "{} run {run_id}: step {} failed ({code}: {message}), continuing",
-                    action.name,
-                    step.id
+    /// Runs the steps, records the trace, frees the slot; returns the outcome and final args.
+    pub async fn execute(mut self) -> Finished {
+        let env = self.shared.borrow().env.clone();
+        let started = env.now();
+        self.facts.now = started;
+        let document = self.document.clone();
+        let flow = self.steps(&document.steps).await;
+        let (outcome, error) = match flow {
+            Flow::Next => (Outcome::Completed, None),
+            Flow::End(outcome, error) => (outcome, error),
+        };
+        let mut trace = self.trace;
+        trace.duration_ms = (env.now() - started).num_milliseconds();
+        trace.args = self.facts.args.clone();
+        trace.outcome = outcome;
+        trace.error = error.clone();
+        match &error {
+            Some(error) => env.log(
+                log::Level::Warn,
+                format!(
+                    "{} run {}: step {} failed ({}): {}",
+                    document.name,
+                    trace.run_id,
+                    error["step"].as_str().unwrap_or("?"),
+                    error["code"].as_str().unwrap_or("?"),
+                    error["message"].as_str().unwrap_or("")
                 ),
-                Err((code, message)) => {
-                    return Outcome::Error {
-                        step: step.id.clone(),
-                        code,
-                        message,
+            ),
+            None => env.log(
+                log::Level::Debug,
+                format!("{} run {}: {}", document.name, trace.run_id, outcome.name()),
+            ),
+        }
+        self.shared
+            .borrow_mut()
+            .finish(&document, &self.control, trace);
+        (outcome, self.facts.args)
+    }
+
+    fn steps<'a>(&'a mut self, steps: &'a [Step]) -> LocalBoxFuture<'a, Flow> {
+        async move {
+            let env = self.shared.borrow().env.clone();
+            let started = self.facts.now;
+            for step in steps {
+                if self.control.is_cancelled() {
+                    return Flow::End(Outcome::Cancelled, None);
+                }
+                let at = env.now();
+                let mut entry = json!({"id": step.id, "path": step.path, "kind": step.kind,
+                    "atMs": (at - started).num_milliseconds()});
+                if !step.enabled {
+                    entry["outcome"] = json!("skipped");
+                    entry["durationMs"] = json!(0);
+                    self.trace.steps.push(entry);
+                    continue;
+                }
+                let position = self.trace.steps.len();
+                self.trace.steps.push(entry);
+                let result = self.step(step, position).await;
+                let entry = &mut self.trace.steps[position];
+                entry["durationMs"] = json!((env.now() - at).num_milliseconds());
+                match result {
+                    Ok(Flow::Next) => entry["outcome"] = json!("ok"),
+                    Ok(Flow::End(Outcome::Cancelled, error)) => {
+                        entry["outcome"] = json!("cancelled");
+                        return Flow::End(Outcome::Cancelled, error);
+                    }
+                    Ok(end) => {
+                        if entry.get("outcome").is_none() {
+                            entry["outcome"] = json!("ok");
+                        }
+                        return end;
+                    }
+                    Err((code, message)) => {
+                        entry["outcome"] = json!("error");
+                        entry["error"] = json!({"code": code, "message": message});
+                        if !step.continue_on_error {
+                            let error = json!({"step": step.id, "code": code, "message": message});
+                            return Flow::End(Outcome::Error, Some(error));
+                        }
                     }
                 }
             }
+            Flow::Next
         }
-        Outcome::Completed
+        .boxed_local()
     }
 
-    /// Runs one step: `Ok(Some(outcome))` ends the run.
-    async fn step(
-        &mut self,
-        step: &Step,
-        run_id: Uuid,
-    ) -> Result<Option<Outcome>, (&'static str, String)> {
-        let context = self.context(run_id);
+    fn render(&self, template: &super::template::Template) -> Result<Value, Failure> {
+        template
+            .render(&self.facts.context())
+            .map_err(|error| ("template", error))
+    }
+
+    fn render_text(&self, template: &super::template::Template) -> Result<String, Failure> {
+        template
+            .render_text(&self.facts.context())
+            .map_err(|error| ("template", error))
+    }
+
+    fn render_json(&self, template: &super::template::JsonTemplate) -> Result<Value, Failure> {
+        template
+            .render(&self.facts.context())
+            .map_err(|error| ("template", error))
+    }
+
+    async fn step(&mut self, step: &Step, position: usize) -> Result<Flow, Failure> {
+        let env = self.shared.borrow().env.clone();
         match &step.body {
             StepBody::Delay { ms } => {
-                let ms = ms.render(&context).map_err(|e| ("template", e))?;
-                let ms = match &ms {
+                let value = self.render(ms)?;
+                let ms = match &value {
                     Value::Number(n) => n.as_u64(),
                     Value::String(text) => text.trim().parse().ok(),
                     _ => None,
@@ -120,117 +157,330 @@ impl Run {
                 .filter(|ms| *ms <= 86_400_000)
                 .ok_or((
                     "type",
-                    format!("delay ms {ms} is not an integer from 0 to 86400000"),
+                    format!("delay ms {value} is not an integer from 0 to 86400000"),
                 ))?;
-                actix_rt::time::sleep(Duration::from_millis(ms)).await;
+                let sleep = env.sleep(Duration::from_millis(ms));
+                if let Either::Right(_) =
+                    select(sleep, self.control.cancelled().boxed_local()).await
+                {
+                    return Ok(Flow::End(Outcome::Cancelled, None));
+                }
             }
-            StepBody::Emit(emit) => self.emit(emit, &context).await?,
-            StepBody::WsSend(send) => self.ws_send(send, &context).await?,
+            StepBody::If {
+                condition,
+                then,
+                otherwise,
+            } => {
+                let (result, _) = self.facts.evaluate(condition);
+                self.trace.steps[position]["branch"] = json!(if result { "then" } else { "else" });
+                let branch = if result { then } else { otherwise };
+                return Ok(self.steps(branch).await);
+            }
+            StepBody::RunAction(run_action) => return self.run_action(run_action, position).await,
+            StepBody::Set(set) => self.set(set).await?,
+            StepBody::Emit(emit) => self.emit(emit).await?,
+            StepBody::WsSend(send) => {
+                let text = match &send.message {
+                    WsMessage::Payload(payload) => self.render_json(payload)?.to_string(),
+                    WsMessage::Text(text) => self.render_text(text)?,
+                };
+                env.send(&send.connection, text).await?;
+            }
+            StepBody::CreditsAdd { category, user } => {
+                let category = self.render_text(category)?;
+                let name = match user {
+                    Some(user) => Some(self.render_text(user)?).filter(|name| !name.is_empty()),
+                    None => self
+                        .event_user()
+                        .and_then(|user| user.display_name().map(str::to_owned)),
+                };
+                let name = name.ok_or((
+                    "noUser",
+                    "credits.add needs a user and the event has none".to_owned(),
+                ))?;
+                env.add_credit(category, name).await?;
+            }
             StepBody::Log { message, level } => {
-                let text = message.render_text(&context).map_err(|e| ("template", e))?;
-                log::log!(target: "switchboard::rules", *level, "{} run {run_id}: {text}", self.action.name);
+                let text = self.render_text(message)?;
+                env.log(
+                    *level,
+                    format!("{} run {}: {text}", self.document.name, self.trace.run_id),
+                );
             }
             StepBody::Stop { reason, error } => {
-                if *error {
-                    return Ok(Some(Outcome::Error {
-                        step: step.id.clone(),
-                        code: "stop",
-                        message: reason.clone(),
-                    }));
-                }
-                return Ok(Some(Outcome::Stopped(reason.clone())));
+                return Ok(if *error {
+                    Flow::End(
+                        Outcome::Error,
+                        Some(json!({"step": step.id, "code": "stop", "message": reason})),
+                    )
+                } else {
+                    Flow::End(Outcome::Stopped, None)
+                });
             }
         }
-        Ok(None)
+        Ok(Flow::Next)
     }
 
-    async fn emit(&self, emit: &Emit, context: &Value) -> Result<(), (&'static str, String)> {
-        let template = |e| ("template", e);
-        if self.event.hops >= MAX_HOPS {
+    fn event_user(&self) -> Option<User> {
+        serde_json::from_value(self.facts.event["user"].clone()).ok()
+    }
+
+    /// The run's event as an `Event` (for calls, which see the caller's event unchanged).
+    fn event(&self) -> Event {
+        let facts = &self.facts.event;
+        let mut event = Event::new(
+            facts["source"].as_str().unwrap_or_default(),
+            facts["type"].as_str().unwrap_or_default(),
+            facts["data"].clone(),
+        );
+        if let Some(id) = facts["id"]
+            .as_str()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        {
+            event.id = id;
+        }
+        event.user = self.event_user();
+        event.room = facts["room"].as_str().map(str::to_owned);
+        event.hops = self.facts.hops;
+        event
+    }
+
+    async fn run_action(&mut self, step: &RunAction, position: usize) -> Result<Flow, Failure> {
+        if self.depth + 1 > MAX_DEPTH {
+            return Err((
+                "depth",
+                format!("run_action calls nest at most {MAX_DEPTH} deep"),
+            ));
+        }
+        let args = match self.render_json(&step.args)? {
+            Value::Object(args) => args,
+            other => return Err(("type", format!("run_action args {other} are not an object"))),
+        };
+        let origin = Origin {
+            trigger: None,
+            force: false,
+            depth: self.depth + 1,
+            parent: Some((self.trace.run_id, self.control.clone())),
+        };
+        let event = self.event();
+        let admitted = match core::call(
+            &self.shared,
+            Some(&step.action),
+            Some(&step.action),
+            args,
+            &event,
+            origin,
+        ) {
+            Ok(admitted) => admitted,
+            Err(CallError::NotFound(name)) => {
+                return Err(("notFound", format!("no callable document {name:?}")))
+            }
+            Err(CallError::Disabled(name)) => {
+                return Err(("notFound", format!("{name:?} is disabled")))
+            }
+        };
+        let (outcome, args) = match admitted {
+            Admitted::Refused(outcome) => (outcome, Map::new()),
+            Admitted::Started { run_id, done } => {
+                self.trace.steps[position]["childRunId"] = json!(run_id);
+                if !step.wait {
+                    return Ok(Flow::Next);
+                }
+                match select(done, self.control.cancelled().boxed_local()).await {
+                    Either::Left((Ok(finished), _)) => finished,
+                    Either::Left((Err(_), _)) => (Outcome::Cancelled, Map::new()),
+                    Either::Right(_) => return Ok(Flow::End(Outcome::Cancelled, None)),
+                }
+            }
+        };
+        if let Some(into) = &step.into {
+            self.facts.args.insert(
+                into.clone(),
+                json!({"outcome": outcome.name(), "args": args}),
+            );
+        }
+        if outcome == Outcome::Error {
+            return Err(("called", format!("{} ended in error", step.action)));
+        }
+        Ok(Flow::Next)
+    }
+
+    async fn set(&mut self, set: &Set) -> Result<(), Failure> {
+        let env = self.shared.borrow().env.clone();
+        let value = match &set.value {
+            Some(template) => Some(self.render_json(template)?),
+            None => None,
+        };
+        let user = self.event_user();
+        let (key, current) = match set.scope {
+            VarScope::Args => (None, self.facts.args.get(&set.name).cloned()),
+            VarScope::Global => (
+                Some(format!("g/{}", set.name)),
+                env.variables("g/").get(&set.name).cloned(),
+            ),
+            VarScope::User => {
+                let id = user
+                    .as_ref()
+                    .and_then(|user| user.id.clone())
+                    .ok_or(("noUser", "user.* needs an event user".to_owned()))?;
+                let prefix = format!(
+                    "u/{}:{id}/",
+                    normalise(self.facts.event["source"].as_str().unwrap_or_default())
+                );
+                (
+                    Some(format!("{prefix}{}", set.name)),
+                    env.variables(&prefix).get(&set.name).cloned(),
+                )
+            }
+        };
+        let new = apply(set.op, current, value)?;
+        match key {
+            None => match new {
+                Some(value) => {
+                    self.facts.args.insert(set.name.clone(), value);
+                }
+                None => {
+                    self.facts.args.remove(&set.name);
+                }
+            },
+            Some(key) => {
+                env.write_variable(&key, new.clone(), user.as_ref())?;
+                env.flush().await?;
+                let map = if set.scope == VarScope::Global {
+                    &mut self.facts.global
+                } else {
+                    &mut self.facts.user
+                };
+                match new {
+                    Some(value) => {
+                        map.insert(set.name.clone(), value);
+                    }
+                    None => {
+                        map.remove(&set.name);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn emit(&self, emit: &Emit) -> Result<(), Failure> {
+        let env = self.shared.borrow().env.clone();
+        let hops = self.facts.hops;
+        if hops + 1 > MAX_HOPS {
             return Err((
                 "loop",
                 format!("the event would be more than {MAX_HOPS} hops from an outside event"),
             ));
         }
-        let kind = emit.kind.render_text(context).map_err(template)?;
-        let source = emit.source.render_text(context).map_err(template)?;
+        let kind = self.render_text(&emit.kind)?;
+        let source = self.render_text(&emit.source)?;
         if kind.trim().is_empty() || source.trim().is_empty() {
             return Err((
                 "type",
                 "an emitted event needs a non-empty source and type".into(),
             ));
         }
-        let user = match emit.user.render(context).map_err(template)? {
+        let user = match self.render_json(&emit.user)? {
             Value::Null => None,
             value => Some(
                 serde_json::from_value::<User>(value)
                     .map_err(|e| ("type", format!("user is not a user object: {e}")))?,
             ),
         };
-        let room = match emit.room.render(context).map_err(template)? {
+        let room = match self.render_json(&emit.room)? {
             Value::Null => None,
+            Value::String(room) if room.is_empty() => None,
             Value::String(room) => Some(room),
             other => return Err(("type", format!("room {other} is not a string"))),
         };
-        let mut event = Event::new(source, kind, emit.data.render(context).map_err(template)?);
+        let mut event = Event::new(source, kind, self.render_json(&emit.data)?);
         event.user = user;
         event.room = room;
-        event.hops = self.event.hops + 1;
-        match self.engine.send(Inject(event)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(("internal", error.to_string())),
-            Err(error) => Err(("internal", error.to_string())),
-        }
+        event.hops = hops + 1;
+        env.publish(event).await
     }
+}
 
-    async fn ws_send(&self, send: &WsSend, context: &Value) -> Result<(), (&'static str, String)> {
-        let text = match &send.message {
-            WsMessage::Payload(payload) => payload
-                .render(context)
-                .map_err(|e| ("template", e))?
-                .to_string(),
-            WsMessage::Text(text) => text.render_text(context).map_err(|e| ("template", e))?,
-        };
-        let message = SendText {
-            connection: send.connection.clone(),
-            text,
-        };
-        match self.outbound.send(message).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error @ OutboundError::NotFound(_))) => Err(("notFound", error.to_string())),
-            Ok(Err(error @ OutboundError::NotConnected(_))) => {
-                Err(("notConnected", error.to_string()))
+/// The `set` operations (rules.md §6.1).
+pub fn apply(
+    op: SetOp,
+    current: Option<Value>,
+    value: Option<Value>,
+) -> Result<Option<Value>, Failure> {
+    let value = value.unwrap_or(Value::Null);
+    let type_error = |what: &str| ("type", format!("cannot {what}"));
+    Ok(match op {
+        SetOp::Set => Some(value),
+        SetOp::Delete => None,
+        SetOp::Add | SetOp::Sub => {
+            let current = current.unwrap_or(Value::from(0));
+            let (Value::Number(a), Value::Number(b)) = (&current, &value) else {
+                return Err(type_error(&format!(
+                    "add or subtract {value} and {current}: both must be numbers"
+                )));
+            };
+            let sign = if op == SetOp::Add { 1 } else { -1 };
+            match (a.as_i64(), b.as_i64()) {
+                (Some(a), Some(b)) => Some(Value::from(a + sign * b)),
+                _ => Some(json!(
+                    a.as_f64().unwrap_or(0.0) + sign as f64 * b.as_f64().unwrap_or(0.0)
+                )),
             }
-            Err(error) => Err(("internal", error.to_string())),
         }
-    }
+        SetOp::Append => match current {
+            None => Some(Value::Array(vec![value])),
+            Some(Value::Array(mut items)) => {
+                items.push(value);
+                Some(Value::Array(items))
+            }
+            Some(Value::String(text)) => match value {
+                Value::String(more) => Some(Value::String(text + &more)),
+                other => return Err(type_error(&format!("append {other} to a string"))),
+            },
+            Some(other) => return Err(type_error(&format!("append to {other}"))),
+        },
+    })
+}
 
-    /// The template context of rules.md §5.1: the facts, with every arg also as a bare name.
-    fn context(&self, run_id: Uuid) -> Value {
-        let globals: Map<String, Value> = self
-            .globals
-            .scan("g/")
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, record)| (key["g/".len()..].to_owned(), record["value"].clone()))
-            .collect();
-        let now = Utc::now();
-        let mut context = self.args.clone();
-        let facts = [
-            ("event", self.event.to_facts()),
-            ("args", Value::Object(self.args.clone())),
-            ("global", Value::Object(globals)),
-            ("user", json!({})),
-            (
-                "run",
-                json!({"id": run_id, "name": self.action.name, "kind": "action", "dryRun": false}),
-            ),
-            ("now", Value::String(format_time(&now))),
-            ("nowMs", Value::from(now.timestamp_millis())),
-        ];
-        for (name, value) in facts {
-            context.insert(name.to_owned(), value);
-        }
-        Value::Object(context)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_operations_follow_the_spec() {
+        assert_eq!(
+            apply(SetOp::Add, None, Some(json!(1))).unwrap(),
+            Some(json!(1))
+        );
+        assert_eq!(
+            apply(SetOp::Add, Some(json!(2)), Some(json!(3))).unwrap(),
+            Some(json!(5))
+        );
+        assert_eq!(
+            apply(SetOp::Sub, Some(json!(2.5)), Some(json!(1))).unwrap(),
+            Some(json!(1.5))
+        );
+        assert_eq!(
+            apply(SetOp::Append, None, Some(json!("a"))).unwrap(),
+            Some(json!(["a"]))
+        );
+        assert_eq!(
+            apply(SetOp::Append, Some(json!("ab")), Some(json!("c"))).unwrap(),
+            Some(json!("abc"))
+        );
+        assert_eq!(apply(SetOp::Delete, Some(json!(1)), None).unwrap(), None);
+        assert_eq!(
+            apply(SetOp::Add, Some(json!("x")), Some(json!(1)))
+                .unwrap_err()
+                .0,
+            "type"
+        );
+        assert_eq!(
+            apply(SetOp::Append, Some(json!(1)), Some(json!(1)))
+                .unwrap_err()
+                .0,
+            "type"
+        );
     }
 }

@@ -36,6 +36,7 @@ fn engine_error(engine_error: EngineError) -> HttpResponse {
     match engine_error {
         EngineError::ActionNotFound(_) => error(StatusCode::NOT_FOUND, engine_error.to_string()),
         EngineError::ActionDisabled(_) => error(StatusCode::CONFLICT, engine_error.to_string()),
+        EngineError::Invalid(_) => error(StatusCode::BAD_REQUEST, engine_error.to_string()),
         EngineError::Store(ref cause) => {
             log::error!("http: the engine failed: {cause}");
             error(StatusCode::INTERNAL_SERVER_ERROR, engine_error.to_string())

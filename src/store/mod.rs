@@ -180,6 +180,12 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
         Ok(())
     }
 
+    /// Removes `key` without waiting for the disk.
+    pub fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.tree.remove(key)?;
+        Ok(())
+    }
+
     /// Waits until every write to this tree so far is on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.tree.flush_async().await?;

@@ -50,3 +50,33 @@ fn an_invalid_config_file_stops_the_start_with_exit_code_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rules_test_passes_the_shipped_samples() {
+    let rules = project_dir().join("rules");
+    let output = switchboard(&["rules", "test", rules.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let passed = stdout.lines().filter(|line| line.starts_with("ok ")).count();
+    assert!(passed >= 3, "expected the spec's three examples to run: {stdout}");
+    assert!(stdout.lines().last().unwrap().ends_with(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn rules_test_fails_and_names_the_test_when_an_expectation_changes() {
+    let dirs = Dirs::new();
+    for entry in std::fs::read_dir(project_dir().join("rules")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("\"globals\": { \"shoutouts\": 2 }", "\"globals\": { \"shoutouts\": 3 }");
+        dirs.write_rule(path.file_name().unwrap().to_str().unwrap(), &text);
+    }
+    let output = switchboard(&["rules", "test", dirs.rules.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL cmd-shoutout.rule.json: a second !so by the same moderator within 60 s is refused; after 61 s it runs again: /expect/globals/shoutouts: expected 3, got 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" passed, 1 failed"), "{stdout}");
+}

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod catalogue;
 pub mod protocol;
+mod rules;
 mod subscriptions;
 mod variables;
 
@@ -27,6 +28,7 @@ use self::catalogue::Catalogue;
 use self::protocol::{EventFrame, Info, Platform, Reply, Request};
 use self::subscriptions::Subscriptions;
 use crate::config::Secret;
+use crate::engine::loader::DocumentSet;
 use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{format_time, Event};
 use crate::faces::FaceKind;
@@ -228,11 +230,8 @@ impl Connection {
             Request::GetActions => self.get_actions(),
             Request::DoAction => self.do_action(request, link)?,
             Request::ExecuteCodeTrigger => self.execute_code_trigger(request, link)?,
-            // This build loads no rules, so no trigger or command exists to list.
-            Request::GetCodeTriggers => {
-                Answer::Now(Reply::with(json!({"count": 0, "triggers": []})))
-            }
-            Request::GetCommands => Answer::Now(Reply::with(json!({"count": 0, "commands": []}))),
+            Request::GetCodeTriggers => self.documents(rules::code_triggers),
+            Request::GetCommands => self.documents(rules::commands),
             Request::GetCredits => self.credits(CreditsRequest::Get),
             Request::TestCredits => self.credits(CreditsRequest::FillWithTestNames),
             Request::ClearCredits => self.credits(CreditsRequest::Clear),
@@ -330,14 +329,20 @@ impl Connection {
     }
 
     fn get_actions(&self) -> Answer {
-        let engine = self.shared.engine.clone();
-        later(async move {
-            let documents = match engine.send(engine::GetDocuments).await {
-                Ok(documents) => documents,
-                Err(error) => return mailbox_error(error),
-            };
+        self.documents(|documents| {
             let actions = documents.callables();
             Reply::with(json!({"count": actions.len(), "actions": actions}))
+        })
+    }
+
+    /// Answers from the engine's current documents.
+    fn documents(&self, answer: fn(&DocumentSet) -> Reply) -> Answer {
+        let engine = self.shared.engine.clone();
+        later(async move {
+            match engine.send(engine::GetDocuments).await {
+                Ok(documents) => answer(&documents),
+                Err(error) => mailbox_error(error),
+            }
         })
     }
 
