@@ -114,9 +114,23 @@ pub struct Loaded {
 
 /// Reads and validates every document file under `dir`, without touching the store.
 pub fn check(dir: &Path) -> Loaded {
+    check_with(dir, None)
+}
+
+/// Like [`check`], with the file at relative `path` replaced by `document` (`None`: removed), as
+/// an API write would leave the folder.
+pub fn check_with(dir: &Path, replaced: Option<(&str, Option<&Value>)>) -> Loaded {
     let mut loaded = Loaded::default();
     let mut accepted = Vec::new();
-    for (path, result) in read_dir(dir, &mut loaded.errors) {
+    let mut files = read_dir(dir, &mut loaded.errors);
+    if let Some((path, document)) = replaced {
+        files.retain(|(at, _)| at != path);
+        if let Some(document) = document {
+            files.push((path.to_owned(), Ok(document.clone())));
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
+    for (path, result) in files {
         match result {
             Ok(value) => accepted.push((path, value)),
             Err(invalid) => loaded.errors.push(line(&path, &invalid)),
@@ -139,7 +153,8 @@ pub async fn load(dir: &Path, mirror: &Mirror) -> Result<Loaded, StoreError> {
     }
     let mut accepted = Vec::new();
     for (path, result) in read_dir(dir, &mut loaded.errors) {
-        match result {
+        // A file that is not JSON, or not a valid document, keeps its last good version.
+        match result.and_then(|value| parse_document(&value).map(|_| value)) {
             Ok(value) => accepted.push((path, value)),
             Err(invalid) => {
                 loaded.errors.push(line(&path, &invalid));

@@ -7,6 +7,7 @@
 //! (see [`runner`]), so a `delay` never blocks the engine. [`Reload`] re-reads `rules_dir`
 //! (sent by the [`watcher`] and the HTTP API).
 
+pub mod api;
 pub mod condition;
 pub mod core;
 pub mod credits;
@@ -52,6 +53,8 @@ pub enum EngineError {
     ActionDisabled(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("No document with id {0}")]
+    DocumentNotFound(String),
     #[error("Internal error: {0}")]
     Store(#[from] StoreError),
 }
@@ -421,7 +424,7 @@ impl Handler<DryRun> for RuleEngine {
 
     fn handle(&mut self, message: DryRun, _: &mut Context<Self>) -> Self::Result {
         if self.documents.get(message.kind, &message.id).is_none() {
-            return Err(EngineError::ActionNotFound(message.id));
+            return Err(EngineError::DocumentNotFound(message.id));
         }
         let live = dryrun::LiveState {
             globals: self.store.table("globals")?,

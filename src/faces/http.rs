@@ -1,6 +1,7 @@
 //! The HTTP face (default `127.0.0.1:7474`): `GET /health`, Streamer.bot-compatible
-//! `POST /DoAction` and `GET /GetActions`, and `POST /events` to inject an event, so that a game
-//! engine without WebSockets can use Switchboard too.
+//! `POST /DoAction` and `GET /GetActions`, `POST /events` to inject an event (so that a game
+//! engine without WebSockets can use Switchboard too), and the document API under `/rules` and
+//! `/actions` (list, get, put, delete, traces, dry-run test).
 //!
 //! Errors are JSON `{"status":"error","error":"<message>"}` with a 4xx status for the caller's
 //! mistakes and 500 for internal failures.
@@ -11,6 +12,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::engine::api::{DeleteDocument, GetDocument, ListDocuments, PutDocument};
+use crate::engine::document::Kind;
 use crate::engine::{self, Caller, EngineError, RuleEngine};
 use crate::event::{Event, User};
 
@@ -25,7 +28,28 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/health", web::get().to(health))
         .route("/DoAction", web::post().to(do_action))
         .route("/GetActions", web::get().to(get_actions))
-        .route("/events", web::post().to(inject));
+        .route("/events", web::post().to(inject))
+        .service(
+            web::scope("/rules")
+                .app_data(web::Data::new(Kind::Rule))
+                .configure(documents),
+        )
+        .service(
+            web::scope("/actions")
+                .app_data(web::Data::new(Kind::Action))
+                .configure(documents),
+        );
+}
+
+/// The document routes of one kind.
+fn documents(config: &mut web::ServiceConfig) {
+    config
+        .route("", web::get().to(list_documents))
+        .route("/{id}", web::get().to(get_document))
+        .route("/{id}", web::put().to(put_document))
+        .route("/{id}", web::delete().to(delete_document))
+        .route("/{id}/traces", web::get().to(traces))
+        .route("/{id}/test", web::post().to(test_document));
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
@@ -36,7 +60,12 @@ fn engine_error(engine_error: EngineError) -> HttpResponse {
     match engine_error {
         EngineError::ActionNotFound(_) => error(StatusCode::NOT_FOUND, engine_error.to_string()),
         EngineError::ActionDisabled(_) => error(StatusCode::CONFLICT, engine_error.to_string()),
-        EngineError::Invalid(_) => error(StatusCode::BAD_REQUEST, engine_error.to_string()),
+        EngineError::Invalid(ref lines) => HttpResponse::BadRequest().json(json!({
+            "status": "error",
+            "error": lines,
+            "errors": lines.lines().collect::<Vec<_>>(),
+        })),
+        EngineError::DocumentNotFound(_) => error(StatusCode::NOT_FOUND, engine_error.to_string()),
         EngineError::Store(ref cause) => {
             log::error!("http: the engine failed: {cause}");
             error(StatusCode::INTERNAL_SERVER_ERROR, engine_error.to_string())
@@ -50,6 +79,24 @@ fn mailbox_error(cause: actix::MailboxError) -> HttpResponse {
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("Internal error: {cause}"),
     )
+}
+
+/// Sends `message` to the engine and answers with `answer` of its result, or its error form.
+async fn ask<M, T>(
+    engine: &Addr<RuleEngine>,
+    message: M,
+    answer: impl FnOnce(T) -> HttpResponse,
+) -> HttpResponse
+where
+    M: actix::Message<Result = Result<T, EngineError>> + Send + 'static,
+    T: Send + 'static,
+    RuleEngine: actix::Handler<M>,
+{
+    match engine.send(message).await {
+        Ok(Ok(value)) => answer(value),
+        Ok(Err(cause)) => engine_error(cause),
+        Err(cause) => mailbox_error(cause),
+    }
 }
 
 /// Parses a JSON body, answering 400 with the parser's message.
@@ -99,11 +146,10 @@ async fn do_action(shared: web::Data<Shared>, bytes: web::Bytes) -> HttpResponse
         args: request.args.unwrap_or_default(),
         caller: Caller::Http,
     };
-    match shared.engine.send(call).await {
-        Ok(Ok(())) => HttpResponse::NoContent().finish(),
-        Ok(Err(cause)) => engine_error(cause),
-        Err(cause) => mailbox_error(cause),
-    }
+    ask(&shared.engine, call, |()| {
+        HttpResponse::NoContent().finish()
+    })
+    .await
 }
 
 async fn get_actions(shared: web::Data<Shared>) -> HttpResponse {
@@ -147,9 +193,116 @@ async fn inject(shared: web::Data<Shared>, bytes: web::Bytes) -> HttpResponse {
     );
     event.user = request.user;
     event.room = request.room;
-    match shared.engine.send(engine::Inject(event)).await {
-        Ok(Ok(id)) => HttpResponse::Ok().json(json!({"status": "ok", "eventId": id})),
-        Ok(Err(cause)) => engine_error(cause),
+    ask(&shared.engine, engine::Inject(event), |id| {
+        HttpResponse::Ok().json(json!({"status": "ok", "eventId": id}))
+    })
+    .await
+}
+
+async fn list_documents(shared: web::Data<Shared>, kind: web::Data<Kind>) -> HttpResponse {
+    ask(
+        &shared.engine,
+        ListDocuments { kind: **kind },
+        |documents| {
+            HttpResponse::Ok().json(json!({"documents": documents, "count": documents.len()}))
+        },
+    )
+    .await
+}
+
+async fn get_document(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let id = id.into_inner();
+    let message = GetDocument {
+        kind: **kind,
+        id: id.clone(),
+    };
+    ask(&shared.engine, message, |document| match document {
+        Some(document) => HttpResponse::Ok().json(document),
+        None => engine_error(EngineError::DocumentNotFound(id)),
+    })
+    .await
+}
+
+/// Validates, writes the file atomically and applies it; 400 with `path: pointer: reason` lines.
+async fn put_document(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+    bytes: web::Bytes,
+) -> HttpResponse {
+    let document: Value = match body(&bytes) {
+        Ok(document) => document,
+        Err(response) => return *response,
+    };
+    let id = id.into_inner();
+    let message = PutDocument {
+        kind: **kind,
+        id: id.clone(),
+        document,
+    };
+    ask(&shared.engine, message, |path| {
+        HttpResponse::Ok().json(json!({"status": "ok", "id": id, "path": path}))
+    })
+    .await
+}
+
+async fn delete_document(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let message = DeleteDocument {
+        kind: **kind,
+        id: id.into_inner(),
+    };
+    ask(&shared.engine, message, |()| {
+        HttpResponse::NoContent().finish()
+    })
+    .await
+}
+
+/// The last traces of a document, newest first.
+async fn traces(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let id = id.into_inner();
+    let message = engine::GetTraces {
+        kind: **kind,
+        id: id.clone(),
+    };
+    match shared.engine.send(message).await {
+        Ok(Some(traces)) => {
+            HttpResponse::Ok().json(json!({"traces": traces, "count": traces.len()}))
+        }
+        Ok(None) => engine_error(EngineError::DocumentNotFound(id)),
         Err(cause) => mailbox_error(cause),
     }
+}
+
+/// One dry run on the live state: `{"outcome", "trace", "emitted", "sent", "logs"}`.
+async fn test_document(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+    bytes: web::Bytes,
+) -> HttpResponse {
+    let test: Value = match body(&bytes) {
+        Ok(test) => test,
+        Err(response) => return *response,
+    };
+    let message = engine::DryRun {
+        kind: **kind,
+        id: id.into_inner(),
+        test,
+    };
+    ask(&shared.engine, message, |report| {
+        HttpResponse::Ok().json(report)
+    })
+    .await
 }

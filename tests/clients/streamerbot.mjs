@@ -167,7 +167,26 @@ async function wrongPassword() {
   ok('no reconnect');
 }
 
-const scenarios = { 'no-password': noPassword, 'right-password': rightPassword, 'wrong-password': wrongPassword };
+async function ruleEmit() {
+  const { sb, connected } = client();
+  const downs = listen(sb, 'Mygame.BossDown');
+  await sb.connect();
+  await within(connected, 'onConnect');
+  await inject({ source: 'mygame', type: 'boss_defeated', user: { id: 'p1', nickname: 'Speedy' }, data: { boss: 'Dragon' } });
+  const down = await downs();
+  assert.equal(down.event.source, 'Mygame');
+  assert.equal(down.event.type, 'BossDown');
+  assert.deepEqual(down.data, { boss: 'Dragon', by: 'Speedy' });
+  ok('rule emit');
+  await sb.disconnect();
+}
+
+const scenarios = {
+  'no-password': noPassword,
+  'right-password': rightPassword,
+  'wrong-password': wrongPassword,
+  'rule-emit': ruleEmit,
+};
 try {
   await scenarios[scenario]();
   process.exit(0);

@@ -57,9 +57,22 @@ fn rules_test_passes_the_shipped_samples() {
     let output = switchboard(&["rules", "test", rules.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    let passed = stdout.lines().filter(|line| line.starts_with("ok ")).count();
-    assert!(passed >= 3, "expected the spec's three examples to run: {stdout}");
-    assert!(stdout.lines().last().unwrap().ends_with(" passed, 0 failed"), "{stdout}");
+    let passed = stdout
+        .lines()
+        .filter(|line| line.starts_with("ok "))
+        .count();
+    assert!(
+        passed >= 3,
+        "expected the spec's three examples to run: {stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" passed, 0 failed"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -68,7 +81,10 @@ fn rules_test_fails_and_names_the_test_when_an_expectation_changes() {
     for entry in std::fs::read_dir(project_dir().join("rules")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let text = text.replace("\"globals\": { \"shoutouts\": 2 }", "\"globals\": { \"shoutouts\": 3 }");
+        let text = text.replace(
+            "\"globals\": { \"shoutouts\": 2 }",
+            "\"globals\": { \"shoutouts\": 3 }",
+        );
         dirs.write_rule(path.file_name().unwrap().to_str().unwrap(), &text);
     }
     let output = switchboard(&["rules", "test", dirs.rules.path().to_str().unwrap()]);

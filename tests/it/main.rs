@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod engine;
 mod examples;
 mod http;
 mod store;

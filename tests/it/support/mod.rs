@@ -173,6 +173,37 @@ impl TestServer {
         }
     }
 
+    /// Waits (up to [`TIMEOUT`]) until `count` log lines contain `text`.
+    pub fn wait_for_logs(&self, text: &str, count: usize) {
+        let lines = self.logs.lines.lock().unwrap();
+        let matching =
+            |lines: &Vec<String>| lines.iter().filter(|line| line.contains(text)).count();
+        let (lines, _) = self
+            .logs
+            .added
+            .wait_timeout_while(lines, TIMEOUT, |lines| matching(lines) < count)
+            .unwrap();
+        assert!(
+            matching(&lines) >= count,
+            "fewer than {count} log lines with {text:?} within {TIMEOUT:?}:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    /// Sends PUT with a JSON body to the HTTP face.
+    pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        read_response(
+            ureq::put(&self.http(path))
+                .timeout(TIMEOUT)
+                .send_string(&body.to_string()),
+        )
+    }
+
+    /// Sends DELETE to the HTTP face.
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        read_response(ureq::delete(&self.http(path)).timeout(TIMEOUT).call())
+    }
+
     /// Sends SIGTERM, as a service manager stopping Switchboard would.
     pub fn terminate(&self) {
         let status = Command::new("kill")
