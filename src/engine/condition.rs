@@ -281,37 +281,19 @@ impl Condition {
     }
 }
 
-/// Resolves a fact against the facts object (`event`, `args`, `global`, `user`); `None` is missing.
-pub fn resolve(fact: &Fact, facts: &Value) -> Option<Value> {
-    match fact {
-        Fact::Dotted { root, path } => {
-            let root_key = match root {
-                Root::Event => "event",
-                Root::Args => "args",
-                Root::Global => "global",
-                Root::User => "user",
-            };
-            let mut current = facts.get(root_key)?;
-            for segment in path {
-                current = match current {
-                    Value::Object(map) => map.get(segment)?,
-                    Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-                    _ => return None,
-                };
-            }
-            Some(current.clone())
-        }
-        Fact::JsonPath(compiled) => {
-            let event = facts.get("event")?;
-            let found = catch_unwind(AssertUnwindSafe(|| compiled.select(event)))
-                .ok()?
-                .ok()?;
-            match found.len() {
-                0 => None,
-                1 => Some(found[0].clone()),
-                _ => Some(Value::Array(found.into_iter().cloned().collect())),
-            }
-        }
+/// Evaluates a JSONPath fact against the event: no result is missing, one is that value,
+/// several form an array.
+pub fn resolve_json_path(fact: &Fact, event: &Value) -> Option<Value> {
+    let Fact::JsonPath(compiled) = fact else {
+        return None;
+    };
+    let found = catch_unwind(AssertUnwindSafe(|| compiled.select(event)))
+        .ok()?
+        .ok()?;
+    match found.len() {
+        0 => None,
+        1 => Some(found[0].clone()),
+        _ => Some(Value::Array(found.into_iter().cloned().collect())),
     }
 }
 
@@ -452,15 +434,17 @@ mod tests {
     }
 
     #[test]
-    fn facts_resolve_by_dotted_path_and_json_path() {
-        let facts = json!({"event": {"data": {"items": [{"name": "a", "price": 9}, {"name": "b", "price": 2}]}}, "args": {}});
-        let fact = parse_fact("event.data.items.0.name").unwrap();
-        assert_eq!(resolve(&fact, &facts), Some(json!("a")));
+    fn facts_resolve_by_json_path() {
+        let event =
+            json!({"data": {"items": [{"name": "a", "price": 9}, {"name": "b", "price": 2}]}});
         let fact = parse_fact("$.data.items[?(@.price > 5)].name").unwrap();
-        assert_eq!(resolve(&fact, &facts), Some(json!("a")));
+        assert_eq!(resolve_json_path(&fact, &event), Some(json!("a")));
         let fact = parse_fact("$.data.items[*].name").unwrap();
-        assert_eq!(resolve(&fact, &facts), Some(json!(["a", "b"])));
-        assert_eq!(resolve(&parse_fact("args.missing").unwrap(), &facts), None);
+        assert_eq!(resolve_json_path(&fact, &event), Some(json!(["a", "b"])));
+        assert_eq!(
+            resolve_json_path(&parse_fact("$.data.nothing").unwrap(), &event),
+            None
+        );
         assert!(parse_fact("nope.x").is_err());
     }
 

@@ -190,6 +190,14 @@ impl Core {
         document: &Document,
         run_id: Uuid,
     ) -> Facts {
+        let mut facts = self.event_facts(event);
+        facts.args = args;
+        facts.run = run_json(document, run_id, self.env.dry_run());
+        facts
+    }
+
+    /// The facts every run on `event` shares: the event JSON, the globals, the user's variables.
+    fn event_facts(&self, event: &Event) -> Facts {
         let user = event
             .user
             .as_ref()
@@ -200,15 +208,20 @@ impl Core {
             })
             .unwrap_or_default();
         Facts {
-            event: event.to_facts(),
-            args,
+            event: Arc::new(event.to_facts()),
+            args: Map::new(),
             global: self.env.variables("g/"),
             user,
-            run: json!({"id": run_id, "name": document.name, "kind": document.kind.name(), "dryRun": self.env.dry_run()}),
+            run: Value::Null,
             now: self.env.now(),
             hops: event.hops,
         }
     }
+}
+
+/// The `run` fact of templates.
+fn run_json(document: &Document, run_id: Uuid, dry_run: bool) -> Value {
+    json!({"id": run_id, "name": document.name, "kind": document.kind.name(), "dryRun": dry_run})
 }
 
 /// Stages 2–8 for a published event: every candidate rule, in path order. Returns the
@@ -231,12 +244,17 @@ pub fn on_event(shared: &Shared, event: &Event) -> Vec<(String, Admitted)> {
             .collect()
     };
     let mut admitted = Vec::new();
+    if candidates.is_empty() {
+        return admitted;
+    }
+    let base = shared.borrow().event_facts(event);
     for document in candidates {
-        let run_id = Uuid::new_v4();
-        let mut facts = shared.borrow().facts(event, Map::new(), &document, run_id);
+        let mut facts = base.clone();
         let Some(matched) = match_rule(&document, &source, &kind, &mut facts) else {
             continue;
         };
+        let run_id = Uuid::new_v4();
+        facts.run = run_json(&document, run_id, shared.borrow().env.dry_run());
         let origin = Origin {
             trigger: Some(matched.trigger),
             force: false,

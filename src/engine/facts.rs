@@ -2,17 +2,21 @@
 //! persisted globals and the event user's variables, plus `run` and the time for templates.
 //! Condition evaluation lives here because it reads facts and writes captures into args.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::condition::{compare, resolve, Condition, Leaf, Op};
+use super::condition::{compare, Condition, Fact, Leaf, Op, Root};
+use super::template::JsonTemplate;
 use crate::event::format_time;
 
 /// The facts of one run.
 #[derive(Debug, Clone)]
 pub struct Facts {
-    /// The event as JSON, every field present, the user with its `roles`.
-    pub event: Value,
+    /// The event as JSON, every field present, the user with its `roles`; shared by the
+    /// candidate rules of one event.
+    pub event: Arc<Value>,
     pub args: Map<String, Value>,
     pub global: Map<String, Value>,
     pub user: Map<String, Value>,
@@ -24,15 +28,29 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The object fact paths resolve against.
-    pub fn paths(&self) -> Value {
-        json!({"event": self.event, "args": self.args, "global": self.global, "user": self.user})
+    /// The value of a fact; `None` is missing.
+    pub fn resolve(&self, fact: &Fact) -> Option<Value> {
+        match fact {
+            Fact::Dotted { root, path } => {
+                let mut current = match root {
+                    Root::Event => self.event.as_ref(),
+                    Root::Args => return walk_map(&self.args, path),
+                    Root::Global => return walk_map(&self.global, path),
+                    Root::User => return walk_map(&self.user, path),
+                };
+                for segment in path {
+                    current = step(current, segment)?;
+                }
+                Some(current.clone())
+            }
+            Fact::JsonPath(_) => super::condition::resolve_json_path(fact, &self.event),
+        }
     }
 
     /// The template context: the facts, with every arg also as a bare name (facts win).
     pub fn context(&self) -> Value {
         let mut context = self.args.clone();
-        context.insert("event".into(), self.event.clone());
+        context.insert("event".into(), self.event.as_ref().clone());
         context.insert("args".into(), Value::Object(self.args.clone()));
         context.insert("global".into(), Value::Object(self.global.clone()));
         context.insert("user".into(), Value::Object(self.user.clone()));
@@ -90,7 +108,7 @@ impl Facts {
 
     fn evaluate_leaf(&mut self, leaf: &Leaf) -> (bool, Value) {
         let mut trace = leaf.written.clone();
-        let actual = resolve(&leaf.fact, &self.paths());
+        let actual = self.resolve(&leaf.fact);
         if let Some(actual) = &actual {
             trace.insert("actual".into(), actual.clone());
         }
@@ -118,6 +136,7 @@ impl Facts {
         } else {
             let value = match &leaf.value {
                 None => Ok(Value::Null),
+                Some(JsonTemplate::Value(value)) => Ok(value.clone()),
                 Some(template) => template.render(&self.context()),
             };
             match value {
@@ -134,6 +153,23 @@ impl Facts {
         trace.insert("result".into(), Value::Bool(result));
         (result, Value::Object(trace))
     }
+}
+
+fn step<'a>(value: &'a Value, segment: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    }
+}
+
+fn walk_map(map: &Map<String, Value>, path: &[String]) -> Option<Value> {
+    let (first, rest) = path.split_first()?;
+    let mut current = map.get(first)?;
+    for segment in rest {
+        current = step(current, segment)?;
+    }
+    Some(current.clone())
 }
 
 /// The trace of a node that short-circuit left out.
@@ -156,7 +192,7 @@ mod tests {
 
     fn facts(event: Value, args: Value) -> Facts {
         Facts {
-            event,
+            event: Arc::new(event),
             args: args.as_object().unwrap().clone(),
             global: Map::new(),
             user: Map::new(),
@@ -196,6 +232,20 @@ mod tests {
         assert!(facts.evaluate(&condition).0);
         assert_eq!(facts.args["match"], json!(["dragon 42", "dragon", "42"]));
         assert_eq!(facts.args["boss"], "dragon");
+    }
+
+    #[test]
+    fn dotted_facts_walk_objects_and_arrays() {
+        let facts = facts(
+            json!({"data": {"items": [{"name": "a"}]}}),
+            json!({"n": {"deep": 1}}),
+        );
+        let fact = super::super::condition::parse_fact("event.data.items.0.name").unwrap();
+        assert_eq!(facts.resolve(&fact), Some(json!("a")));
+        let fact = super::super::condition::parse_fact("args.n.deep").unwrap();
+        assert_eq!(facts.resolve(&fact), Some(json!(1)));
+        let fact = super::super::condition::parse_fact("args.missing").unwrap();
+        assert_eq!(facts.resolve(&fact), None);
     }
 
     #[test]

@@ -108,39 +108,42 @@ fn in_progress(event: &Value) -> bool {
 }
 
 /// The chat text of an event: the first string at the documented places, trimmed.
-pub fn message_text(event: &Value) -> Option<String> {
+pub fn message_text(event: &Value) -> Option<&str> {
+    let data = event.get("data")?;
+    let message = data.get("message");
     [
-        "/data/message",
-        "/data/message/message",
-        "/data/text",
-        "/data/content",
+        message,
+        message.and_then(|message| message.get("message")),
+        data.get("text"),
+        data.get("content"),
     ]
-    .iter()
-    .find_map(|pointer| event.pointer(pointer).and_then(Value::as_str))
-    .map(|text| text.trim().to_owned())
+    .into_iter()
+    .find_map(|value| value.and_then(Value::as_str))
+    .map(str::trim)
 }
 
 fn match_command(command: &Command, facts: &mut Facts) -> bool {
-    let Some(text) = message_text(&facts.event) else {
+    let event = facts.event.clone();
+    let Some(text) = message_text(&event) else {
         return false;
     };
     for (name, regex) in &command.names {
         let raw_input = match command.matching {
             CommandMatch::Start => regex
-                .find(&text)
-                .filter(|found| found.start() == 0 && boundary_after(&text, found.end()))
+                .find(text)
+                .filter(|found| found.start() == 0 && boundary_after(text, found.end()))
                 .map(|found| text[found.end()..].to_owned()),
             CommandMatch::Exact => regex
-                .find(&text)
+                .find(text)
                 .filter(|found| found.start() == 0 && found.end() == text.len())
                 .map(|_| String::new()),
             CommandMatch::Anywhere => regex
-                .find_iter(&text)
+                .find_iter(text)
                 .find(|found| {
-                    boundary_before(&text, found.start()) && boundary_after(&text, found.end())
+                    boundary_before(text, found.start()) && boundary_after(text, found.end())
                 })
                 .map(|found| text[found.end()..].to_owned()),
-            CommandMatch::Regex => match regex.captures(&text) {
+            CommandMatch::Regex => match regex.captures(text) {
                 Some(captures) => {
                     let end = captures.get(0).map_or(0, |m| m.end());
                     facts.capture(regex, &captures);
@@ -150,7 +153,7 @@ fn match_command(command: &Command, facts: &mut Facts) -> bool {
             },
         };
         if let Some(raw_input) = raw_input {
-            set_command_args(&mut facts.args, name, &text, raw_input.trim());
+            set_command_args(&mut facts.args, name, text, raw_input.trim());
             return true;
         }
     }
@@ -208,7 +211,7 @@ mod tests {
 
     fn facts(data: Value) -> Facts {
         Facts {
-            event: json!({"data": data}),
+            event: std::sync::Arc::new(json!({"data": data})),
             args: Map::new(),
             global: Map::new(),
             user: Map::new(),
