@@ -8,10 +8,12 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 
-use crate::config::Config;
+use std::num::NonZeroU32;
+
+use crate::config::{Config, Secret};
 use crate::engine::{watcher, RuleEngine, Setup};
 use crate::faces::streamerbot::{self, catalogue::Catalogue};
-use crate::faces::{http, Encoders};
+use crate::faces::{custom, http, Encoders};
 use crate::outbound::OutboundManager;
 use crate::registry::{Registry, ShutDown};
 use crate::session::SessionLimits;
@@ -43,6 +45,8 @@ pub enum AppError {
 pub struct Running {
     /// (face, URL) in banner order.
     pub urls: Vec<(&'static str, String)>,
+    /// The custom face's token, and whether it was generated (not configured).
+    custom_token: Option<(Secret, bool)>,
     /// How many documents were loaded, and how many files were refused.
     pub documents: (usize, usize),
     registry: Addr<Registry>,
@@ -108,6 +112,38 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         urls.push(("http", url));
         servers.push(handle);
     }
+    let custom_config = &config.custom;
+    let mut custom_token = None;
+    if custom_config.listener.enabled {
+        let token = if custom_config.token.is_empty() {
+            Secret(
+                store
+                    .meta_string_or_insert(custom::TOKEN_KEY, custom::generate_token)
+                    .await?,
+            )
+        } else {
+            custom_config.token.clone()
+        };
+        custom_token = Some((token.clone(), custom_config.token.is_empty()));
+        let shared = web::Data::new(Arc::new(custom::Shared {
+            token,
+            max_connections: custom_config.max_connections as usize,
+            rate_limit_per_second: NonZeroU32::new(custom_config.rate_limit_per_second)
+                .expect("the configuration refuses a rate of 0"),
+            open: Arc::default(),
+            registry: registry.clone(),
+            engine: engine.clone(),
+            limits,
+        }));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(custom::upgrade))
+        });
+        let (url, handle) = serve(server, "custom", custom_config.listener.bind, "ws", "/")?;
+        urls.push(("custom", url));
+        servers.push(handle);
+    }
     let streamerbot_config = &config.streamerbot;
     if streamerbot_config.listener.enabled {
         let shared = web::Data::new(Arc::new(streamerbot::Shared {
@@ -137,6 +173,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     }
     Ok(Running {
         urls,
+        custom_token,
         documents,
         _watcher: watcher,
         registry,
@@ -212,6 +249,17 @@ fn banner(config: &Config, running: &Running) -> String {
     );
     for (face, url) in &running.urls {
         text.push_str(&format!("  {face:<12} {url}\n"));
+    }
+    if let Some((token, generated)) = &running.custom_token {
+        let origin = if *generated {
+            "generated, kept in the data dir"
+        } else {
+            "from custom.token"
+        };
+        text.push_str(&format!(
+            "  custom token {} ({origin}; send it as Authorization: Bearer or ?token=)\n",
+            token.expose()
+        ));
     }
     if !config.streamerbot.password.is_empty() {
         text.push_str("  (the streamerbot face asks for the configured password)\n");

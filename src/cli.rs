@@ -1,5 +1,5 @@
 //! The command line (config.md): `switchboard [serve] [--config FILE] [--data-dir DIR]
-//! [--rules-dir DIR]`, `switchboard rules check [DIR]` and `switchboard rules test [DIR]`.
+//! [--rules-dir DIR]`, `switchboard rules check|test [DIR]` and `switchboard token [--regenerate]`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,12 @@ pub enum Command {
     /// Work with rule and action files
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print the custom face's token (or replace the generated one)
+    Token {
+        /// Generate a new token, effective from the next start
+        #[arg(long)]
+        regenerate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

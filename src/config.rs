@@ -44,6 +44,16 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `candidate` is this secret, comparing SHA-256 digests in constant time so that
+    /// neither the content nor the length leaks.
+    pub fn matches(&self, candidate: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let expected = Sha256::digest(self.0.as_bytes());
+        let candidate = Sha256::digest(candidate.as_bytes());
+        expected.ct_eq(&candidate).into()
+    }
 }
 
 /// `switchboard.toml` as written.
@@ -290,6 +300,18 @@ impl Config {
             ));
         }
         let send_queue = limits.send_queue.unwrap_or(1024);
+        if custom.max_connections == Some(0) {
+            return Err(invalid(
+                "custom.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if custom.rate_limit_per_second == Some(0) {
+            return Err(invalid(
+                "custom.rate_limit_per_second",
+                "must be at least 1".into(),
+            ));
+        }
         if send_queue == 0 {
             return Err(invalid("limits.send_queue", "must be at least 1".into()));
         }
@@ -454,8 +476,11 @@ mod tests {
     }
 
     #[test]
-    fn secrets_do_not_print() {
+    fn secrets_do_not_print_and_compare_whole() {
         let secret = Secret("hunter2".into());
         assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert!(secret.matches("hunter2"));
+        assert!(!secret.matches("hunter"));
+        assert!(!secret.matches(""));
     }
 }

@@ -27,6 +27,10 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Some(Command::Token { regenerate }) => match token(&config, regenerate) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
         Some(Command::Rules(RulesCommand::Check { dir })) => {
             let dir = dir.unwrap_or(config.rules_dir);
             let loaded = switchboard::engine::loader::check(&dir);
@@ -55,6 +59,38 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `switchboard token [--regenerate]`: the configured token, else the generated one.
+fn token(config: &Config, regenerate: bool) -> Result<(), switchboard::store::StoreError> {
+    use switchboard::faces::custom::{generate_token, TOKEN_KEY};
+    if !config.custom.token.is_empty() {
+        println!("{}", config.custom.token.expose());
+        if regenerate {
+            eprintln!(
+                "custom.token is set in the configuration, so it stays in use; nothing regenerated"
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(&config.data_dir).ok();
+    let store = switchboard::store::Store::open(&config.data_dir)?;
+    let runtime = actix_rt::System::new();
+    let token = runtime.block_on(async {
+        if regenerate {
+            let token = generate_token();
+            store
+                .meta()
+                .put(TOKEN_KEY, &serde_json::Value::String(token.clone()))
+                .await?;
+            eprintln!("a new token is stored; it takes effect at the next start");
+            Ok(token)
+        } else {
+            store.meta_string_or_insert(TOKEN_KEY, generate_token).await
+        }
+    })?;
+    println!("{token}");
+    Ok(())
 }
 
 fn fail(error: &dyn Error) -> ExitCode {

@@ -85,12 +85,23 @@ pub enum Interest {
     Nothing,
     /// Events whose normalised (source, type) is in the set, `*` matching anything.
     Pairs(Arc<Pairs>),
+    /// Events whose normalised type and source are each in their set (`None`: any).
+    Filter {
+        types: Option<Arc<HashSet<String>>>,
+        sources: Option<Arc<HashSet<String>>>,
+    },
 }
 
 impl Interest {
     fn wants(&self, source: &str, kind: &str) -> bool {
         match self {
             Interest::Nothing => false,
+            Interest::Filter { types, sources } => {
+                types.as_ref().is_none_or(|types| types.contains(kind))
+                    && sources
+                        .as_ref()
+                        .is_none_or(|sources| sources.contains(source))
+            }
             Interest::Pairs(pairs) => [source, "*"].into_iter().any(|source| {
                 pairs
                     .get(source)
@@ -257,6 +268,27 @@ mod tests {
                 .insert(kind.to_string());
         }
         Interest::Pairs(Arc::new(map))
+    }
+
+    #[test]
+    fn filters_and_their_lists() {
+        let set = |items: &[&str]| {
+            Some(Arc::new(
+                items.iter().map(|i| i.to_string()).collect::<HashSet<_>>(),
+            ))
+        };
+        let filter = Interest::Filter {
+            types: set(&["gift", "chat"]),
+            sources: set(&["tiktok"]),
+        };
+        assert!(filter.wants("tiktok", "gift"));
+        assert!(!filter.wants("twitch", "gift"));
+        assert!(!filter.wants("tiktok", "follow"));
+        assert!(Interest::Filter {
+            types: None,
+            sources: None
+        }
+        .wants("any", "thing"));
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub trait Face: Unpin + 'static {
     fn text(&mut self, text: &str, link: &Link) -> Handled;
     /// A message larger than `limit` bytes, discarded unparsed.
     fn too_big(&mut self, limit: usize, link: &Link) -> Handled;
+    /// Called for every complete data message before anything else is done with it; frames
+    /// returned here are written and the message is dropped (a rate limit).
+    fn admit(&mut self, _link: &Link) -> Option<Vec<Out>> {
+        None
+    }
     /// A complete binary message (ignored by default).
     fn binary(&mut self, length: usize, link: &Link) -> Handled {
         log::debug!(
@@ -163,6 +168,10 @@ impl<F: Face> Session<F> {
     }
 
     fn message(&mut self, text: bool, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(refused) = self.face.admit(&self.link) {
+            self.write(refused, ctx);
+            return;
+        }
         let handled = if bytes.len() > self.limits.max_message_bytes {
             self.face.too_big(self.limits.max_message_bytes, &self.link)
         } else if !text {
@@ -218,6 +227,10 @@ impl<F: Face> Session<F> {
                     match fragments.bytes {
                         Some(buffer) => self.message(fragments.text, &buffer, ctx),
                         None => {
+                            if let Some(refused) = self.face.admit(&self.link) {
+                                self.write(refused, ctx);
+                                return;
+                            }
                             let handled = self.face.too_big(limit, &self.link);
                             self.apply(handled, ctx);
                         }

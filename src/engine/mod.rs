@@ -55,6 +55,9 @@ pub enum EngineError {
     Invalid(String),
     #[error("No document with id {0}")]
     DocumentNotFound(String),
+    /// `triggerRule`: the message says which rule was looked for, or that it is disabled.
+    #[error("{0}")]
+    RuleNotFound(String),
     #[error("Internal error: {0}")]
     Store(#[from] StoreError),
 }
@@ -88,6 +91,15 @@ pub struct DoAction {
     pub name: Option<String>,
     pub args: Map<String, Value>,
     pub caller: Caller,
+}
+
+/// Force-runs a rule (VMSC `triggerRule`): by id when given, else by name. Answers the rule's
+/// id and name once the engine has the run.
+#[derive(Message)]
+#[rtype(result = "Result<(String, String), EngineError>")]
+pub struct TriggerRule {
+    pub id: Option<String>,
+    pub name: Option<String>,
 }
 
 /// A `credits.add` step: adds a name to a credits list, answered once on disk.
@@ -365,6 +377,56 @@ impl Handler<DoAction> for RuleEngine {
             Err(CallError::NotFound(given)) => Err(EngineError::ActionNotFound(given)),
             Err(CallError::Disabled(name)) => Err(EngineError::ActionDisabled(name)),
         }
+    }
+}
+
+impl Handler<TriggerRule> for RuleEngine {
+    type Result = Result<(String, String), EngineError>;
+
+    fn handle(&mut self, message: TriggerRule, _: &mut Context<Self>) -> Self::Result {
+        let rule = match (&message.id, &message.name) {
+            (Some(id), _) => self.documents.get(Kind::Rule, id),
+            (None, Some(name)) => self
+                .documents
+                .documents
+                .iter()
+                .find(|d| d.kind == Kind::Rule && d.name == *name),
+            (None, None) => None,
+        };
+        let Some(rule) = rule.cloned() else {
+            let message = match (message.id, message.name) {
+                (Some(id), _) => format!("No rule with ruleId '{id}'"),
+                (None, name) => format!("No rule with ruleName '{}'", name.unwrap_or_default()),
+            };
+            return Err(EngineError::RuleNotFound(message));
+        };
+        if !rule.enabled {
+            return Err(EngineError::RuleNotFound(format!(
+                "Rule '{}' is disabled",
+                rule.name
+            )));
+        }
+        let kind = rule
+            .triggers
+            .first()
+            .map_or("manual", |trigger| trigger.on.as_str());
+        let event = Event::new("websocket", kind, Value::Object(Map::new()));
+        let origin = Origin {
+            trigger: None,
+            force: true,
+            depth: 0,
+            parent: None,
+        };
+        core::call(
+            self.core(),
+            Some(&rule.id),
+            None,
+            Map::new(),
+            &event,
+            origin,
+        )
+        .map_err(|error| EngineError::RuleNotFound(format!("{error:?}")))?;
+        Ok((rule.id.clone(), rule.name.clone()))
     }
 }
 

@@ -65,7 +65,9 @@ fn engine_error(engine_error: EngineError) -> HttpResponse {
             "error": lines,
             "errors": lines.lines().collect::<Vec<_>>(),
         })),
-        EngineError::DocumentNotFound(_) => error(StatusCode::NOT_FOUND, engine_error.to_string()),
+        EngineError::DocumentNotFound(_) | EngineError::RuleNotFound(_) => {
+            error(StatusCode::NOT_FOUND, engine_error.to_string())
+        }
         EngineError::Store(ref cause) => {
             log::error!("http: the engine failed: {cause}");
             error(StatusCode::INTERNAL_SERVER_ERROR, engine_error.to_string())

@@ -2,6 +2,7 @@
 //! for its connection state and provides the encoder the registry uses to turn an event into that
 //! face's frame, once per publish.
 
+pub mod custom;
 pub mod http;
 pub mod streamerbot;
 
@@ -13,6 +14,7 @@ use crate::event::Event;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaceKind {
     Streamerbot,
+    Custom,
 }
 
 /// Every face's event encoder, held by the registry.
@@ -21,24 +23,39 @@ pub struct Encoders {
 }
 
 impl Encoders {
-    /// The frames of one event. The Streamer.bot frame is always rendered, because rendering
-    /// records new names in that face's catalogue whether or not anyone is subscribed.
-    pub fn frames(&self, event: &Event) -> Frames {
+    /// The frames of one event, each encoded on first use.
+    pub fn frames<'a>(&'a self, event: &'a Event) -> Frames<'a> {
         Frames {
-            streamerbot: self.streamerbot.encode(event),
+            event,
+            encoders: self,
+            streamerbot: None,
+            custom: None,
         }
     }
 }
 
-/// One event encoded for every face; cloning a frame shares its bytes.
-pub struct Frames {
-    streamerbot: ByteString,
+/// One event's frames: encoded at most once per face; cloning a frame shares its bytes.
+pub struct Frames<'a> {
+    event: &'a Event,
+    encoders: &'a Encoders,
+    streamerbot: Option<ByteString>,
+    custom: Option<ByteString>,
 }
 
-impl Frames {
+impl Frames<'_> {
     pub fn get(&mut self, face: FaceKind) -> ByteString {
+        let event = self.event;
         match face {
-            FaceKind::Streamerbot => self.streamerbot.clone(),
+            FaceKind::Streamerbot => {
+                let encoder = &self.encoders.streamerbot;
+                self.streamerbot
+                    .get_or_insert_with(|| encoder.encode(event))
+                    .clone()
+            }
+            FaceKind::Custom => self
+                .custom
+                .get_or_insert_with(|| custom::protocol::encode_event(event))
+                .clone(),
         }
     }
 }

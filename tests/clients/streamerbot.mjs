@@ -181,11 +181,32 @@ async function ruleEmit() {
   await sb.disconnect();
 }
 
+async function customInject() {
+  const [customUrl, token] = process.argv.slice(5);
+  const { sb, connected } = client();
+  const follows = listen(sb, 'Twitch.Follow');
+  await sb.connect();
+  await within(connected, 'onConnect');
+  const { default: WebSocket } = await import('ws');
+  const game = new WebSocket(customUrl, { headers: { Authorization: `Bearer ${token}` } });
+  const ack = new Promise((resolve) => game.on('message', (data) => resolve(JSON.parse(data.toString()))));
+  await new Promise((resolve, reject) => { game.on('open', resolve); game.on('error', reject); });
+  game.send(JSON.stringify({ action: 'injectEvent', event: { type: 'follow', source: 'twitch', data: { user_name: 'Dana' } } }));
+  const { eventId } = await within(ack, 'the inject ack');
+  const follow = await follows();
+  assert.equal(follow.event.id, eventId);
+  assert.deepEqual(follow.data, { user_name: 'Dana' });
+  ok('custom inject reached the official client');
+  game.close();
+  await sb.disconnect();
+}
+
 const scenarios = {
   'no-password': noPassword,
   'right-password': rightPassword,
   'wrong-password': wrongPassword,
   'rule-emit': ruleEmit,
+  'custom-inject': customInject,
 };
 try {
   await scenarios[scenario]();

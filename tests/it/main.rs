@@ -3,6 +3,7 @@
 
 mod cli;
 mod clients;
+mod custom;
 mod engine;
 mod examples;
 mod http;

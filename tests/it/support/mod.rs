@@ -27,6 +27,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Options {
     /// `streamerbot.password`.
     pub password: Option<String>,
+    /// `custom.token`.
+    pub custom_token: Option<String>,
     /// Extra TOML appended to the ephemeral configuration.
     pub extra_toml: String,
 }
@@ -58,6 +60,8 @@ pub struct TestServer {
     // Declared first so that it is killed before the folders are removed.
     child: KilledOnDrop,
     urls: HashMap<String, String>,
+    /// The custom face's token, from the banner.
+    token: Option<String>,
     logs: Arc<Logs>,
     pub dirs: Dirs,
     options: Options,
@@ -78,6 +82,9 @@ impl TestServer {
         let mut toml = String::new();
         for face in ["http", "streamerbot", "custom", "astro", "socketio"] {
             toml.push_str(&format!("[{face}]\nbind = \"127.0.0.1:0\"\n"));
+            if let (Some(token), "custom") = (&options.custom_token, face) {
+                toml.push_str(&format!("token = {}\n", Value::from(token.as_str())));
+            }
             if face == "streamerbot" {
                 if let Some(password) = &options.password {
                     toml.push_str(&format!("password = {}\n", Value::from(password.as_str())));
@@ -102,6 +109,7 @@ impl TestServer {
         let logs = Arc::new(Logs::default());
         collect_logs(child.stderr.take().expect("piped stderr"), logs.clone());
         let mut urls = HashMap::new();
+        let mut token = None;
         loop {
             let line = match lines.recv_timeout(TIMEOUT) {
                 Ok(line) => line,
@@ -114,6 +122,9 @@ impl TestServer {
                 break;
             }
             let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["custom", "token", value, ..] = words[..] {
+                token = Some(value.to_owned());
+            }
             if let [face, url] = words[..] {
                 if url.contains("://") {
                     urls.insert(face.to_owned(), url.to_owned());
@@ -123,6 +134,7 @@ impl TestServer {
         TestServer {
             child: KilledOnDrop(child),
             urls,
+            token,
             logs,
             dirs,
             options,
@@ -134,6 +146,13 @@ impl TestServer {
         self.urls
             .get(face)
             .unwrap_or_else(|| panic!("the banner lists no {face} face"))
+    }
+
+    /// The custom face's token, as the banner printed it.
+    pub fn token(&self) -> &str {
+        self.token
+            .as_deref()
+            .expect("the banner prints the custom token")
     }
 
     /// `http://…/path` on the HTTP face.
@@ -307,6 +326,24 @@ pub enum Ending {
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
         let (stream, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connected in time")
+            .expect("WebSocket handshake");
+        Ws { stream }
+    }
+
+    /// Connects to the custom face with the token as a bearer header.
+    pub async fn custom(server: &TestServer) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = server
+            .url("custom")
+            .into_client_request()
+            .expect("a valid URL");
+        let bearer = format!("Bearer {}", server.token())
+            .parse()
+            .expect("a valid header");
+        request.headers_mut().insert("Authorization", bearer);
+        let (stream, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
             .await
             .expect("connected in time")
             .expect("WebSocket handshake");

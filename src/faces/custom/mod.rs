@@ -1,0 +1,271 @@
+//! The VMSC Custom WebSocket face (custom.md part 1), for game engines, chatbots and overlays
+//! written against VMSC.
+//!
+//! [`upgrade`] authenticates the upgrade (bearer header or `?token=`), takes a connection slot,
+//! and starts a session whose face is a [`Connection`]: it rate-limits every data message,
+//! injects events (acknowledging before the engine has them), force-runs rules by id or name,
+//! and keeps the connection's subscription filter with the registry.
+
+pub mod protocol;
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::FutureExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+
+use self::protocol::{ErrorCode, Refusal, Request};
+use crate::config::Secret;
+use crate::engine::{self, EngineError, RuleEngine};
+use crate::event::normalise;
+use crate::faces::FaceKind;
+use crate::registry::{Interest, Registry, SetInterest};
+use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
+
+/// What every connection of the face shares.
+pub struct Shared {
+    pub token: Secret,
+    pub max_connections: usize,
+    pub rate_limit_per_second: NonZeroU32,
+    /// Authenticated connections open now.
+    pub open: Arc<AtomicUsize>,
+    pub registry: Addr<Registry>,
+    pub engine: Addr<RuleEngine>,
+    pub limits: SessionLimits,
+}
+
+/// One connection slot; released when the connection (its face) is dropped.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a slot atomically, unless `max` are taken.
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+            (taken < max).then_some(taken + 1)
+        })
+        .ok()
+        .map(|_| Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The token a client offers: the `Authorization: Bearer` credential when that header is
+/// present, else the first `token` query parameter.
+fn candidate(request: &HttpRequest) -> Option<String> {
+    if let Some(header) = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+    {
+        let header = header.to_str().unwrap_or_default();
+        if let Some((scheme, credential)) = header.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(credential.trim().to_owned());
+            }
+        }
+    }
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+    query
+        .into_iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value)
+}
+
+/// Whether a connection may talk: refused, over the cap, or holding a slot.
+enum Access {
+    Unauthorized,
+    Full,
+    Open { _slot: Slot },
+}
+
+/// The key of the generated token in the store's `meta` tree.
+pub const TOKEN_KEY: &str = "custom.token";
+
+/// A new token: 32 bytes from the operating system's CSPRNG, base64url without padding.
+pub fn generate_token() -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).expect("the operating system provides random bytes");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The upgrade handler (any path).
+pub async fn upgrade(
+    request: HttpRequest,
+    stream: web::Payload,
+    shared: web::Data<Arc<Shared>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let shared = shared.get_ref().clone();
+    let authorized = candidate(&request)
+        .is_some_and(|candidate| !candidate.is_empty() && shared.token.matches(&candidate));
+    let access = if !authorized {
+        log::warn!(
+            "custom: refused a connection from {:?}: invalid or missing token",
+            request.peer_addr()
+        );
+        Access::Unauthorized
+    } else {
+        match Slot::take(&shared.open, shared.max_connections) {
+            Some(slot) => Access::Open { _slot: slot },
+            None => {
+                log::warn!(
+                    "custom: refused a connection from {:?}: {} connections open",
+                    request.peer_addr(),
+                    shared.max_connections
+                );
+                Access::Full
+            }
+        }
+    };
+    let connection = Connection {
+        limiter: RateLimiter::direct(Quota::per_second(shared.rate_limit_per_second)),
+        access,
+        shared: shared.clone(),
+    };
+    session::start(
+        connection,
+        shared.registry.clone(),
+        shared.limits,
+        &request,
+        stream,
+    )
+}
+
+/// One connection's state.
+pub struct Connection {
+    shared: Arc<Shared>,
+    access: Access,
+    limiter: DefaultDirectRateLimiter,
+}
+
+fn frame(text: String) -> Out {
+    Out::Text(text.into())
+}
+
+fn refuse(Refusal(code, message): Refusal) -> Handled {
+    Handled::Now(vec![frame(protocol::error(code, message))])
+}
+
+fn internal(error: impl std::fmt::Display) -> Out {
+    log::error!("custom: the engine is not answering: {error}");
+    frame(protocol::error(
+        ErrorCode::InvalidPayload,
+        format!("Internal error: {error}"),
+    ))
+}
+
+impl Face for Connection {
+    const KIND: FaceKind = FaceKind::Custom;
+    const NAME: &'static str = "custom";
+
+    fn opened(&mut self, _: &Link) -> Vec<Out> {
+        let close = |(code, reason): (u16, &'static str)| Out::Close(Close { code, reason });
+        match self.access {
+            Access::Open { .. } => Vec::new(),
+            Access::Unauthorized => vec![
+                frame(protocol::error(
+                    ErrorCode::AuthFailed,
+                    "Invalid or missing token",
+                )),
+                close(protocol::CLOSE_UNAUTHORIZED),
+            ],
+            Access::Full => vec![close(protocol::CLOSE_TRY_AGAIN_LATER)],
+        }
+    }
+
+    fn admit(&mut self, _: &Link) -> Option<Vec<Out>> {
+        if self.limiter.check().is_ok() {
+            return None;
+        }
+        let rate = self.shared.rate_limit_per_second;
+        Some(vec![frame(protocol::error(
+            ErrorCode::RateLimited,
+            format!("Rate limit exceeded: {rate} messages per second"),
+        ))])
+    }
+
+    fn text(&mut self, text: &str, link: &Link) -> Handled {
+        match protocol::parse(text) {
+            Ok(Request::InjectEvent(event)) => self.inject(*event),
+            Ok(Request::TriggerRule { id, name }) => self.trigger_rule(id, name),
+            Ok(Request::Subscribe {
+                event_types,
+                sources,
+            }) => self.subscribe(event_types, sources, link),
+            Err(refusal) => refuse(refusal),
+        }
+    }
+
+    fn binary(&mut self, _: usize, _: &Link) -> Handled {
+        refuse(Refusal(
+            ErrorCode::InvalidPayload,
+            "Binary frames are not supported; send JSON in text frames".into(),
+        ))
+    }
+
+    fn too_big(&mut self, limit: usize, _: &Link) -> Handled {
+        refuse(Refusal(
+            ErrorCode::InvalidPayload,
+            format!("Message exceeds {limit} bytes"),
+        ))
+    }
+}
+
+impl Connection {
+    /// Acks first, then hands the event to the engine, so the ack precedes the event's broadcast.
+    fn inject(&self, event: crate::event::Event) -> Handled {
+        let ack = json!({"action": "injectEvent", "status": "ok", "eventId": event.id}).to_string();
+        self.shared.engine.do_send(engine::Inject(event));
+        Handled::Now(vec![frame(ack)])
+    }
+
+    fn trigger_rule(&self, id: Option<String>, name: Option<String>) -> Handled {
+        let engine = self.shared.engine.clone();
+        Handled::Later(
+            async move {
+                let out = match engine.send(engine::TriggerRule { id, name }).await {
+                    Ok(Ok((id, name))) => frame(json!({"action": "triggerRule", "status": "ok", "ruleId": id, "ruleName": name}).to_string()),
+                    Ok(Err(EngineError::RuleNotFound(message))) => frame(protocol::error(ErrorCode::RuleNotFound, message)),
+                    Ok(Err(error)) => internal(error),
+                    Err(error) => internal(error),
+                };
+                vec![out]
+            }
+            .boxed_local(),
+        )
+    }
+
+    fn subscribe(&self, event_types: Vec<String>, sources: Vec<String>, link: &Link) -> Handled {
+        let set = |names: &[String]| -> Option<Arc<HashSet<String>>> {
+            (!names.is_empty())
+                .then(|| Arc::new(names.iter().map(|name| normalise(name)).collect()))
+        };
+        let interest = Interest::Filter {
+            types: set(&event_types),
+            sources: set(&sources),
+        };
+        let ack = json!({"action": "subscribe", "status": "ok", "eventTypes": event_types, "sources": sources}).to_string();
+        let registry = self.shared.registry.clone();
+        let session = link.id;
+        Handled::Later(
+            async move {
+                match registry.send(SetInterest { session, interest }).await {
+                    Ok(()) => vec![frame(ack)],
+                    Err(error) => vec![internal(error)],
+                }
+            }
+            .boxed_local(),
+        )
+    }
+}
