@@ -14,7 +14,7 @@ use crate::config::{Config, Secret};
 use crate::engine::{watcher, RuleEngine, Setup};
 use crate::faces::streamerbot::{self, catalogue::Catalogue};
 use crate::faces::{custom, http, Encoders};
-use crate::outbound::OutboundManager;
+use crate::outbound::{OutboundManager, Start};
 use crate::registry::{Registry, ShutDown};
 use crate::session::SessionLimits;
 use crate::store::{Store, StoreError};
@@ -78,10 +78,14 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     })
     .start();
     let connections = config.outbound.clone();
-    let outbound = Supervisor::start(move |_| OutboundManager::new(connections));
+    let stored_connections = store.table("connections")?;
+    let max_frame_bytes = config.limits.max_frame_bytes;
+    let outbound = Supervisor::start(move |_| {
+        OutboundManager::new(connections, stored_connections, max_frame_bytes)
+    });
     let setup = Setup {
         registry: registry.clone(),
-        outbound,
+        outbound: outbound.clone(),
         catalogue: catalogue.clone(),
         connections: config.outbound.clone(),
         rules_dir: config.rules_dir.clone(),
@@ -89,6 +93,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     let (engine, loaded) = RuleEngine::new(setup, &store).await?;
     let documents = (loaded.documents.documents.len(), loaded.errors.len());
     let engine = engine.start();
+    outbound.do_send(Start(engine.clone()));
     let watcher = watcher::watch(&config.rules_dir, engine.clone());
     let limits = SessionLimits {
         max_message_bytes: config.limits.max_frame_bytes,
@@ -100,6 +105,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     if config.http.enabled {
         let shared = web::Data::new(http::Shared {
             engine: engine.clone(),
+            outbound: outbound.clone(),
         });
         let max_body = config.limits.max_frame_bytes;
         let server = HttpServer::new(move || {

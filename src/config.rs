@@ -323,6 +323,9 @@ impl Config {
                     format!("`{}` is empty or used twice", outbound.name),
                 ));
             }
+            if let Err((key, reason)) = crate::outbound::settings(outbound, max_frame_bytes) {
+                return Err(invalid(&format!("outbound[{index}].{key}"), reason));
+            }
         }
 
         Ok(Config {
@@ -465,6 +468,23 @@ mod tests {
         };
         let config = Config::resolve(raw, overrides, "t").unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn an_invalid_outbound_mapping_names_its_target() {
+        let text = "[[outbound]]\nname = \"g\"\nurl = \"ws://127.0.0.1:9/\"\nmapping = { \"user.id\" = \"$.a[?(@.b == $.c)]\" }\n";
+        let error = resolve(text).unwrap_err().to_string();
+        assert!(
+            error.starts_with("test.toml: outbound[0].mapping.\"user.id\": invalid JSONPath"),
+            "{error}"
+        );
+        let nested = "[[outbound]]\nname = \"g\"\nurl = \"ws://127.0.0.1:9/\"\n[outbound.mapping]\nuser.id = \"$.x\"\n";
+        assert!(resolve(nested).is_ok());
+        let tls = "[[outbound]]\nname = \"g\"\nurl = \"wss://example.invalid/\"\n";
+        assert!(resolve(tls)
+            .unwrap_err()
+            .to_string()
+            .contains("outbound[0].url"));
     }
 
     #[test]

@@ -173,9 +173,10 @@ impl Env for Live {
             match outbound.send(message).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error @ OutboundError::NotFound(_))) => Err(("notFound", error.to_string())),
-                Ok(Err(error @ OutboundError::NotConnected(_))) => {
+                Ok(Err(error @ OutboundError::NotConnected(..))) => {
                     Err(("notConnected", error.to_string()))
                 }
+                Ok(Err(error)) => Err(("internal", error.to_string())),
                 Err(error) => Err(("internal", error.to_string())),
             }
         }

@@ -16,10 +16,14 @@ use crate::engine::api::{DeleteDocument, GetDocument, ListDocuments, PutDocument
 use crate::engine::document::Kind;
 use crate::engine::{self, Caller, EngineError, RuleEngine};
 use crate::event::{Event, User};
+use crate::outbound::{
+    DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
+};
 
 /// What the HTTP handlers share.
 pub struct Shared {
     pub engine: Addr<RuleEngine>,
+    pub outbound: Addr<OutboundManager>,
 }
 
 /// Mounts the routes.
@@ -29,6 +33,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/DoAction", web::post().to(do_action))
         .route("/GetActions", web::get().to(get_actions))
         .route("/events", web::post().to(inject))
+        .route("/connections", web::get().to(list_connections))
+        .route("/connections/{name}", web::get().to(get_connection))
+        .route("/connections/{name}", web::put().to(put_connection))
+        .route("/connections/{name}", web::delete().to(delete_connection))
         .service(
             web::scope("/rules")
                 .app_data(web::Data::new(Kind::Rule))
@@ -307,4 +315,76 @@ async fn test_document(
         HttpResponse::Ok().json(report)
     })
     .await
+}
+
+fn outbound_error(cause: OutboundError) -> HttpResponse {
+    let status = match cause {
+        OutboundError::NotFound(_) => StatusCode::NOT_FOUND,
+        OutboundError::Invalid(_) => StatusCode::BAD_REQUEST,
+        OutboundError::FromFile(_) => StatusCode::CONFLICT,
+        OutboundError::NotConnected(..) | OutboundError::Store(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(status, cause.to_string())
+}
+
+/// Every outbound connection's status (custom.md §2.6).
+async fn list_connections(shared: web::Data<Shared>) -> HttpResponse {
+    match shared.outbound.send(ListConnections).await {
+        Ok(statuses) => {
+            HttpResponse::Ok().json(json!({"connections": statuses, "count": statuses.len()}))
+        }
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+async fn get_connection(shared: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    match shared.outbound.send(ListConnections).await {
+        Ok(statuses) => match statuses.into_iter().find(|status| status.name == name) {
+            Some(status) => HttpResponse::Ok().json(status),
+            None => outbound_error(OutboundError::NotFound(name)),
+        },
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+/// Creates or replaces a runtime connection (the `[[outbound]]` keys as JSON), persisted.
+async fn put_connection(
+    shared: web::Data<Shared>,
+    name: web::Path<String>,
+    bytes: web::Bytes,
+) -> HttpResponse {
+    let settings: Value = match body(&bytes) {
+        Ok(settings) => settings,
+        Err(response) => return *response,
+    };
+    let name = name.into_inner();
+    match shared
+        .outbound
+        .send(PutConnection {
+            name: name.clone(),
+            settings,
+        })
+        .await
+    {
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ok", "name": name})),
+        Ok(Err(cause)) => outbound_error(cause),
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+async fn delete_connection(shared: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    match shared
+        .outbound
+        .send(DeleteConnection {
+            name: name.into_inner(),
+        })
+        .await
+    {
+        Ok(Ok(())) => HttpResponse::NoContent().finish(),
+        Ok(Err(cause)) => outbound_error(cause),
+        Err(cause) => mailbox_error(cause),
+    }
 }

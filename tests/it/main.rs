@@ -7,6 +7,7 @@ mod custom;
 mod engine;
 mod examples;
 mod http;
+mod outbound;
 mod store;
 mod streamerbot;
 mod support;

@@ -1,0 +1,307 @@
+//! The outbound-client manager: Switchboard's custom WebSocket client connections (custom.md,
+//! part 2), one [`connection::Connection`] child actor per connection.
+//!
+//! Connections come from `[[outbound]]` in the file and from the store's `connections` tree
+//! (written over the HTTP API); the file wins on a name clash. The manager starts, replaces and
+//! stops the children, answers status, and routes `ws.send` frames ([`SendText`]) to them.
+
+pub mod connection;
+pub mod mapping;
+
+use std::collections::BTreeMap;
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status};
+use self::mapping::Mapping;
+use crate::config::{OutboundAuth, RawOutbound};
+use crate::engine::RuleEngine;
+use crate::store::{StoreError, Table};
+
+/// Why a frame could not be sent, or a connection could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    #[error("no outbound connection named '{0}'")]
+    NotFound(String),
+    #[error("connection '{0}' is not connected (status: {1})")]
+    NotConnected(String, &'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("connection '{0}' is defined in the configuration file; change it there")]
+    FromFile(String),
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for OutboundError {
+    fn from(error: StoreError) -> OutboundError {
+        OutboundError::Store(error.to_string())
+    }
+}
+
+/// Sends one text frame on the named connection.
+#[derive(Message)]
+#[rtype(result = "Result<(), OutboundError>")]
+pub struct SendText {
+    pub connection: String,
+    pub text: String,
+}
+
+/// The status of every connection, by name.
+#[derive(Message)]
+#[rtype(result = "Vec<Status>")]
+pub struct ListConnections;
+
+/// Creates or replaces a runtime connection (persisted in the store) from its JSON settings.
+#[derive(Message)]
+#[rtype(result = "Result<(), OutboundError>")]
+pub struct PutConnection {
+    pub name: String,
+    pub settings: Value,
+}
+
+/// Removes a runtime connection.
+#[derive(Message)]
+#[rtype(result = "Result<(), OutboundError>")]
+pub struct DeleteConnection {
+    pub name: String,
+}
+
+/// Turns configured settings into a connection's, checking the URL and compiling the mapping;
+/// errors name the key (`mapping."user.id": invalid JSONPath: …`).
+pub fn settings(raw: &RawOutbound, max_frame_bytes: usize) -> Result<Settings, (String, String)> {
+    if raw.name.trim().is_empty() {
+        return Err(("name".into(), "must not be empty".into()));
+    }
+    if !raw.url.starts_with("ws://") {
+        let reason = if raw.url.starts_with("wss://") {
+            "wss:// (TLS) is not supported by this build; use ws://"
+        } else {
+            "must be a ws:// URL"
+        };
+        return Err(("url".into(), reason.into()));
+    }
+    if raw
+        .auth
+        .as_ref()
+        .is_some_and(|auth: &OutboundAuth| auth.token.is_empty())
+    {
+        return Err(("auth.token".into(), "must not be empty".into()));
+    }
+    let mapping = Mapping::compile(&raw.mapping)
+        .map_err(|error| (format!("mapping.{:?}", error.target), error.reason))?;
+    Ok(Settings {
+        name: raw.name.clone(),
+        url: raw.url.clone(),
+        enabled: raw.enabled,
+        source: raw.source.clone().unwrap_or_else(|| raw.name.clone()),
+        auth: raw.auth.clone(),
+        mapping,
+        default_type: raw
+            .default_type
+            .clone()
+            .unwrap_or_else(|| "custom".to_owned()),
+        max_frame_bytes,
+    })
+}
+
+struct Child {
+    from_file: bool,
+    address: Addr<Connection>,
+}
+
+/// The manager actor.
+pub struct OutboundManager {
+    engine: Option<Addr<RuleEngine>>,
+    configured: Vec<RawOutbound>,
+    stored: Table<Value>,
+    max_frame_bytes: usize,
+    children: BTreeMap<String, Child>,
+}
+
+impl OutboundManager {
+    /// A manager for the file's connections and those in `stored`; it dials once it has the
+    /// engine ([`Start`]).
+    pub fn new(
+        configured: Vec<RawOutbound>,
+        stored: Table<Value>,
+        max_frame_bytes: usize,
+    ) -> OutboundManager {
+        OutboundManager {
+            engine: None,
+            configured,
+            stored,
+            max_frame_bytes,
+            children: BTreeMap::new(),
+        }
+    }
+
+    fn spawn(&mut self, settings: Settings, from_file: bool) {
+        let Some(engine) = self.engine.clone() else {
+            return;
+        };
+        let name = settings.name.clone();
+        if let Some(child) = self.children.get(&name) {
+            child.address.do_send(Reconfigure(Box::new(settings)));
+            return;
+        }
+        let address = Connection::new(settings, engine).start();
+        self.children.insert(name, Child { from_file, address });
+    }
+}
+
+/// Hands the manager the engine and dials every connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Start(pub Addr<RuleEngine>);
+
+impl Actor for OutboundManager {
+    type Context = Context<Self>;
+}
+
+impl Supervised for OutboundManager {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        log::warn!("outbound: the manager restarted");
+        self.children.clear();
+    }
+}
+
+impl Handler<Start> for OutboundManager {
+    type Result = ();
+
+    fn handle(&mut self, Start(engine): Start, _: &mut Context<Self>) {
+        self.engine = Some(engine);
+        for raw in self.configured.clone() {
+            match settings(&raw, self.max_frame_bytes) {
+                Ok(settings) => self.spawn(settings, true),
+                Err((key, reason)) => log::error!("outbound {}: {key}: {reason}", raw.name),
+            }
+        }
+        let stored = self.stored.scan("").unwrap_or_else(|error| {
+            log::error!("outbound: cannot read the stored connections: {error}");
+            Vec::new()
+        });
+        for (name, value) in stored {
+            if self.children.contains_key(&name) {
+                log::warn!("outbound {name}: defined in the file and in the store; the file's entry is used");
+                continue;
+            }
+            match parse_stored(&name, &value).and_then(|raw| {
+                settings(&raw, self.max_frame_bytes)
+                    .map_err(|(key, reason)| format!("{key}: {reason}"))
+            }) {
+                Ok(settings) => self.spawn(settings, false),
+                Err(reason) => {
+                    log::error!("outbound {name}: the stored connection is invalid: {reason}")
+                }
+            }
+        }
+    }
+}
+
+/// A stored or PUT connection: the `[[outbound]]` keys as JSON; `name` comes from the key.
+fn parse_stored(name: &str, value: &Value) -> Result<RawOutbound, String> {
+    let mut object: Map<String, Value> = value
+        .as_object()
+        .cloned()
+        .ok_or("a connection is a JSON object")?;
+    object.insert("name".into(), Value::String(name.to_owned()));
+    RawOutbound::deserialize(Value::Object(object)).map_err(|error| error.to_string())
+}
+
+impl Handler<SendText> for OutboundManager {
+    type Result = ResponseFuture<Result<(), OutboundError>>;
+
+    fn handle(&mut self, message: SendText, _: &mut Context<Self>) -> Self::Result {
+        let Some(child) = self.children.get(&message.connection) else {
+            return Box::pin(async move { Err(OutboundError::NotFound(message.connection)) });
+        };
+        let address = child.address.clone();
+        let name = message.connection;
+        Box::pin(async move {
+            address
+                .send(connection::Send(message.text))
+                .await
+                .unwrap_or(Err(OutboundError::NotConnected(name, "error")))
+        })
+    }
+}
+
+impl Handler<ListConnections> for OutboundManager {
+    type Result = ResponseFuture<Vec<Status>>;
+
+    fn handle(&mut self, _: ListConnections, _: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = self
+            .children
+            .values()
+            .map(|child| child.address.send(GetStatus))
+            .collect();
+        Box::pin(async move {
+            join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        })
+    }
+}
+
+impl Handler<PutConnection> for OutboundManager {
+    type Result = ResponseFuture<Result<(), OutboundError>>;
+
+    fn handle(&mut self, message: PutConnection, _: &mut Context<Self>) -> Self::Result {
+        if self
+            .children
+            .get(&message.name)
+            .is_some_and(|child| child.from_file)
+        {
+            return Box::pin(async move { Err(OutboundError::FromFile(message.name)) });
+        }
+        let parsed = parse_stored(&message.name, &message.settings).and_then(|raw| {
+            settings(&raw, self.max_frame_bytes).map_err(|(key, reason)| format!("{key}: {reason}"))
+        });
+        let settings = match parsed {
+            Ok(settings) => settings,
+            Err(reason) => return Box::pin(async move { Err(OutboundError::Invalid(reason)) }),
+        };
+        let mut value = message.settings;
+        if let Some(object) = value.as_object_mut() {
+            object.remove("name");
+        }
+        let stored = self.stored.clone();
+        let name = message.name;
+        let written = stored.insert(&name, &value);
+        self.spawn(settings, false);
+        Box::pin(async move {
+            written?;
+            stored.flush().await?;
+            Ok(())
+        })
+    }
+}
+
+impl Handler<DeleteConnection> for OutboundManager {
+    type Result = ResponseFuture<Result<(), OutboundError>>;
+
+    fn handle(&mut self, message: DeleteConnection, _: &mut Context<Self>) -> Self::Result {
+        match self.children.get(&message.name) {
+            None => return Box::pin(async move { Err(OutboundError::NotFound(message.name)) }),
+            Some(child) if child.from_file => {
+                return Box::pin(async move { Err(OutboundError::FromFile(message.name)) })
+            }
+            Some(_) => {}
+        }
+        if let Some(child) = self.children.remove(&message.name) {
+            // Dropping the last address stops the actor, which closes its link (1000).
+            drop(child);
+        }
+        let stored = self.stored.clone();
+        Box::pin(async move {
+            stored.delete(&message.name).await?;
+            Ok(())
+        })
+    }
+}
