@@ -14,7 +14,7 @@ use crate::config::{Config, Secret};
 use crate::engine::{watcher, RuleEngine, Setup};
 use crate::faces::streamerbot::{self, catalogue::Catalogue};
 use crate::faces::{custom, http, Encoders};
-use crate::outbound::{OutboundManager, Start};
+use crate::outbound::{self, OutboundManager, Start};
 use crate::registry::{Registry, ShutDown};
 use crate::session::SessionLimits;
 use crate::store::{Store, StoreError};
@@ -50,6 +50,7 @@ pub struct Running {
     /// How many documents were loaded, and how many files were refused.
     pub documents: (usize, usize),
     registry: Addr<Registry>,
+    outbound: Addr<OutboundManager>,
     servers: Vec<ServerHandle>,
     /// Hot reload of `rules_dir`, while it is held.
     _watcher: Option<watcher::Watcher>,
@@ -178,6 +179,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         servers.push(handle);
     }
     Ok(Running {
+        outbound,
         urls,
         custom_token,
         documents,
@@ -228,10 +230,13 @@ where
 }
 
 impl Running {
-    /// Closes every session with 1001 and stops the listeners.
+    /// Closes every session and outbound connection with 1001 and stops the listeners.
     pub async fn stop(self) {
         if let Err(error) = self.registry.send(ShutDown).await {
             log::error!("registry: not answering at shutdown: {error}");
+        }
+        if let Err(error) = self.outbound.send(outbound::ShutDown).await {
+            log::error!("outbound: not answering at shutdown: {error}");
         }
         for server in self.servers {
             server.stop(true).await;

@@ -77,6 +77,11 @@ pub struct GetStatus;
 #[rtype(result = "()")]
 pub struct Reconfigure(pub Box<Settings>);
 
+/// The server is stopping: close the link with 1001 (Going Away).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutDown;
+
 /// The link's state.
 enum State {
     Disabled,
@@ -100,6 +105,9 @@ pub struct Connection {
     last_heard: Instant,
     /// Counts dials, so that timers of an older connection do nothing.
     generation: u64,
+    /// Shutting down: nothing redials; told when the server has answered the close.
+    stopping: bool,
+    closed: Option<futures::channel::oneshot::Sender<()>>,
 }
 
 impl Connection {
@@ -113,6 +121,8 @@ impl Connection {
             failures: 0,
             last_heard: Instant::now(),
             generation: 0,
+            stopping: false,
+            closed: None,
         }
     }
 
@@ -214,6 +224,12 @@ impl Connection {
 
     /// A dial failed or the connection was lost: schedule the next dial.
     fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
+        if self.stopping {
+            if let Some(closed) = self.closed.take() {
+                let _ = closed.send(());
+            }
+            return;
+        }
         if let State::Connected { sink } = &mut self.state {
             sink.close();
         }
@@ -290,7 +306,7 @@ impl Actor for Connection {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if let State::Connected { sink } = &mut self.state {
+        if let (false, State::Connected { sink }) = (self.stopping, &mut self.state) {
             let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Normal.into())));
         }
         Running::Stop
@@ -374,6 +390,30 @@ impl Handler<Send> for Connection {
                 status,
             )),
         }
+    }
+}
+
+/// How long shutdown waits for a server to answer the close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Handler<ShutDown> for Connection {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) -> Self::Result {
+        self.generation += 1;
+        self.stopping = true;
+        let (closed, answered) = futures::channel::oneshot::channel();
+        if let State::Connected { sink } = &mut self.state {
+            let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Away.into())));
+            self.closed = Some(closed);
+        }
+        Box::pin(
+            async move {
+                let _ = actix_rt::time::timeout(CLOSE_TIMEOUT, answered).await;
+            }
+            .into_actor(self)
+            .map(|(), _, ctx| ctx.stop()),
+        )
     }
 }
 

@@ -153,6 +153,25 @@ impl OutboundManager {
     }
 }
 
+/// Closes every connection with 1001 (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutDown;
+
+impl Handler<ShutDown> for OutboundManager {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) -> Self::Result {
+        let closes: Vec<_> = std::mem::take(&mut self.children)
+            .into_values()
+            .map(|child| child.address.send(connection::ShutDown))
+            .collect();
+        Box::pin(async move {
+            join_all(closes).await;
+        })
+    }
+}
+
 /// Hands the manager the engine and dials every connection.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -2,7 +2,7 @@
 
 Usage: python foreign_server.py <port>   (0: pick one)
 Prints "listening <port>", then "connected path=<path> auth=<Authorization header>" per client
-and "received <text>" per frame from a client. Commands on stdin: "send" sends every client
+"received <text>" per frame from a client and "closed <code>" when it goes. Commands on stdin: "send" sends every client
 the test messages; "quit" stops.
 """
 import asyncio
@@ -33,6 +33,7 @@ async def main(port: int) -> None:
             pass
         finally:
             clients.discard(ws)
+            print(f"closed {ws.close_code}", flush=True)
 
     async with websockets.serve(handler, "127.0.0.1", port, reuse_address=True) as server:
         print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)

@@ -74,3 +74,93 @@ async fn the_rust_events_example_prints_what_it_subscribed_to() {
         "Twitch.Follow {\"user_name\":\"Alice\"}\nGeneral.Custom {\"x\":1}\n"
     );
 }
+
+/// A server with the shipped rules, for the custom-face examples.
+fn server_with_shipped_rules() -> TestServer {
+    let dirs = crate::support::Dirs::new();
+    for entry in std::fs::read_dir(crate::support::project_dir().join("rules")).unwrap() {
+        let path = entry.unwrap().path();
+        dirs.write_rule(
+            path.file_name().unwrap().to_str().unwrap(),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+    }
+    TestServer::start_in(dirs, Options::default())
+}
+
+#[tokio::test]
+async fn the_game_client_example_injects_and_triggers_a_rule_by_name() {
+    let server = server_with_shipped_rules();
+    let output = tokio::process::Command::new(example("game_client"))
+        .args(["--url", server.url("custom"), "--token", server.token()])
+        .output();
+    let output = tokio::time::timeout(TIMEOUT, output)
+        .await
+        .expect("done in time")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines[0]["action"], "injectEvent");
+    assert_eq!(lines[0]["status"], "ok");
+    assert_eq!(
+        lines[1],
+        json!({"action": "triggerRule", "status": "ok", "ruleId": "01JCWXWCBYB6WK952SWA0432CF", "ruleName": "Boss defeated"})
+    );
+}
+
+#[tokio::test]
+async fn the_vmsc_node_and_python_examples_run_as_written() {
+    let server = server_with_shipped_rules();
+    let node_modules = crate::support::clients::node_dir().join("node_modules");
+    let python = crate::support::clients::python();
+    let script = |name: &str| crate::support::project_dir().join("examples").join(name);
+    for (program, script) in [
+        (std::path::PathBuf::from("node"), script("vmsc_client.js")),
+        (python, script("vmsc_client.py")),
+    ] {
+        let output = tokio::process::Command::new(&program)
+            .arg(&script)
+            .env("SWITCHBOARD_URL", server.url("custom"))
+            .env("SWITCHBOARD_TOKEN", server.token())
+            .env("NODE_PATH", &node_modules)
+            .output();
+        let output = tokio::time::timeout(TIMEOUT, output)
+            .await
+            .expect("done in time")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}: {stdout}\n{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let frames: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(frames[0]["action"], "subscribe", "{stdout}");
+        assert_eq!(frames[1]["action"], "injectEvent");
+        assert!(
+            frames
+                .iter()
+                .any(|frame| frame["action"] == "event" && frame["event"]["type"] == "gift"),
+            "{stdout}"
+        );
+        assert!(
+            frames
+                .iter()
+                .any(|frame| frame["action"] == "triggerRule"
+                    && frame["ruleName"] == "TikTok big gift"),
+            "{stdout}"
+        );
+    }
+}

@@ -186,6 +186,43 @@ async fn a_foreign_server_feeds_events_gets_frames_and_is_redialled() {
         foreign.line_starting("received ").await,
         r#"received {"reply":"hi","to":"bob"}"#
     );
+
+    // Shutdown closes the links with 1001.
+    server.terminate();
+    assert_eq!(foreign.line_starting("closed ").await, "closed 1001");
+}
+
+#[tokio::test]
+async fn a_refused_dial_backs_off_about_one_then_two_seconds() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let toml = format!("[[outbound]]\nname = \"down\"\nurl = \"ws://127.0.0.1:{port}/\"\n");
+    let server = TestServer::start_with(Options {
+        extra_toml: toml,
+        ..Options::default()
+    });
+    let wait_after = |failures: u64| {
+        let (_, status) = server.get("/connections/down");
+        assert_eq!(status["status"], "error");
+        assert_eq!(status["failures"], failures, "{status}");
+        assert!(
+            status["lastError"].as_str().unwrap().contains("refused"),
+            "{status}"
+        );
+        let at = |key: &str| {
+            chrono::DateTime::parse_from_rfc3339(status[key].as_str().unwrap()).unwrap()
+        };
+        (at("nextRetryAt") - at("lastErrorAt")).num_milliseconds()
+    };
+    server.wait_for_logs("outbound down: error", 1);
+    let first = wait_after(1);
+    assert!((800..=1200).contains(&first), "first wait {first} ms");
+    server.wait_for_logs("outbound down: error", 2);
+    let second = wait_after(2);
+    assert!((1600..=2400).contains(&second), "second wait {second} ms");
 }
 
 #[tokio::test]
