@@ -96,3 +96,18 @@ fn rules_test_fails_and_names_the_test_when_an_expectation_changes() {
     );
     assert!(stdout.contains(" passed, 1 failed"), "{stdout}");
 }
+
+#[test]
+fn modes_limits_and_variables_behave_as_the_spec_says() {
+    // Each fixture states the behaviour in its in-file test: single/restart/queued/parallel,
+    // global rate limits with their ruleDenied event, per-user cooldowns, set and if.
+    let fixtures = project_dir().join("tests/it/fixtures/modes");
+    let output = switchboard(&["rules", "test", fixtures.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("7 passed, 0 failed"),
+        "{stdout}"
+    );
+}
