@@ -141,7 +141,7 @@ pub struct RawOutbound {
     pub default_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundAuth {
     pub token: Secret,

@@ -444,16 +444,7 @@ impl Handler<Reconfigure> for Connection {
     fn handle(&mut self, Reconfigure(settings): Reconfigure, ctx: &mut Context<Self>) {
         let redial = settings.url != self.settings.url
             || settings.enabled != self.settings.enabled
-            || format!(
-                "{:?}",
-                settings.auth.as_ref().map(|a| (a.token.expose(), a.mode))
-            ) != format!(
-                "{:?}",
-                self.settings
-                    .auth
-                    .as_ref()
-                    .map(|a| (a.token.expose(), a.mode))
-            );
+            || settings.auth != self.settings.auth;
         self.settings = *settings;
         if redial {
             if let State::Connected { sink } = &mut self.state {
