@@ -215,7 +215,7 @@ where
         .tcp_nodelay(true)
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
         .disable_signals()
-        .workers(2)
+        .workers(1)
         .bind(bind)
         .map_err(bind_error)?;
     let bound = server.addrs()[0];

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The benchmark matrix (issue: fan-out, latency, memory, matching), side by side with a Node `ws`
+# broadcast server and a Socket.IO server in the same run. Builds release, installs the Node
+# peers, pins servers to core 0 and the load generator to core 1, runs every scenario RUNS times
+# (default 3) for SECONDS each (default 5) and prints one table of medians with ratios.
+# Talks only to 127.0.0.1. Usage: bench/run.sh   (RUNS=1 SECONDS_PER_RUN=2 for a quick look)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+cargo build --release --quiet
+cargo build --release --quiet --example loadgen
+(cd bench/peers && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# Starts a pinned server in the background; $! is then the server itself (exec), not a subshell.
+pin_bg() { if command -v taskset >/dev/null; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
+
+# Waits for "$2" in file "$1" and prints the line.
+wait_for() { for _ in $(seq 100); do grep -m1 "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no '$2' in $1" >&2; exit 1; }
+
+start_switchboard() { # name rules_dir
+  cat > "$work/$1.toml" <<TOML
+[http]
+bind = "127.0.0.1:0"
+[streamerbot]
+bind = "127.0.0.1:0"
+[custom]
+bind = "127.0.0.1:0"
+token = "bench"
+max_connections = 20000
+rate_limit_per_second = 1000000
+[astro]
+bind = "127.0.0.1:0"
+[socketio]
+bind = "127.0.0.1:0"
+[limits]
+send_queue = 4096
+TOML
+  RUST_LOG=warn pin_bg 0 target/release/switchboard --config "$work/$1.toml" --data-dir "$work/$1-data" --rules-dir "$2" > "$work/$1.out" 2> "$work/$1.err" &
+  pids+=($!)
+  wait_for "$work/$1.out" '^ready' > /dev/null
+  eval "${1}_pid=$!"
+  eval "${1}_sb=$(grep -m1 ' streamerbot ' "$work/$1.out" | awk '{print $2}')"
+  eval "${1}_custom=$(grep -m1 '^  custom  ' "$work/$1.out" | awk '{print $2}')"
+}
+
+start_peer() { # name script
+  pin_bg 0 node "bench/peers/$2" > "$work/$1.out" 2>&1 &
+  pids+=($!)
+  eval "${1}_pid=$!"
+  eval "${1}_port=$(wait_for "$work/$1.out" '^listening' | awk '{print $2}')"
+}
+
+mkdir -p "$work/no-rules" "$work/rules"
+for i in $(seq 0 99); do
+  printf '{"kind":"rule","schemaVersion":1,"id":"01JD3Q5S8N0W4X7Y2Z6A9B1E%02d","name":"other %s","triggers":[{"on":"other_%s"}],"steps":[{"kind":"log","message":"x","level":"debug"}]}\n' "$i" "$i" "$i" > "$work/rules/other-$i.rule.json"
+done
+printf '{"kind":"rule","schemaVersion":1,"id":"01JD3Q5S8N0W4X7Y2Z6A9B1F00","name":"tick","triggers":[{"on":"tick"}],"steps":[{"kind":"log","message":"{{ event.data.seq }}","level":"debug"}]}\n' > "$work/rules/tick.rule.json"
+
+start_switchboard sw "$work/no-rules"
+start_switchboard swr "$work/rules"
+start_peer ws ws-peer.js
+start_peer sio socketio-peer.js
+
+results="$work/results.jsonl"
+run() { # label target args...
+  local label=$1 target=$2; shift 2
+  local base=()
+  case $target in
+    sb) base=(--dialect streamerbot --url "$sw_sb" --publish "$sw_custom" --token bench --pid "$sw_pid") ;;
+    custom) base=(--dialect custom --url "$sw_custom" --token bench --pid "$sw_pid") ;;
+    sbrules) base=(--dialect streamerbot --url "$swr_sb" --publish "$swr_custom" --token bench --pid "$swr_pid") ;;
+    ws) base=(--dialect ws --url "ws://127.0.0.1:$ws_port/" --pid "$ws_pid") ;;
+    sio) base=(--dialect socketio --url "ws://127.0.0.1:$sio_port" --pid "$sio_pid") ;;
+  esac
+  for _ in $(seq "$RUNS"); do
+    pin 1 target/release/examples/loadgen "${base[@]}" --label "$label/$target" "$@" >> "$results"
+  done
+}
+
+for target in sb custom ws sio; do
+  run S1 $target --subscribers 100 --rate 200 --seconds "$SECONDS_PER_RUN"
+  run S2 $target --subscribers 1000 --rate 20 --seconds "$SECONDS_PER_RUN"
+  run S3 $target --subscribers 100 --window 1 --seconds "$SECONDS_PER_RUN"
+  run S4 $target --subscribers 100 --window 32 --seconds "$SECONDS_PER_RUN"
+  run S5 $target --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
+done
+run S5-rules sbrules --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
+run S5-credits sb --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN" --kind follow
+for target in sb ws sio; do
+  RUNS=1 run S6 $target --idle 10000
+done
+
+python3 bench/table.py "$results"
