@@ -164,3 +164,45 @@ async fn the_vmsc_node_and_python_examples_run_as_written() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
+    let server = TestServer::start_with(Options {
+        custom_toml: "rate_limit_per_second = 100000\n".into(),
+        ..Options::default()
+    });
+    let output = tokio::process::Command::new(example("loadgen"))
+        .args([
+            "--dialect",
+            "streamerbot",
+            "--url",
+            server.url("streamerbot"),
+            "--publish",
+            server.url("custom"),
+            "--token",
+            server.token(),
+            "--subscribers",
+            "5",
+            "--window",
+            "4",
+            "--seconds",
+            "1",
+        ])
+        .output();
+    let output = tokio::time::timeout(TIMEOUT, output)
+        .await
+        .expect("done in time")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(report["deliveries"].as_u64().unwrap() >= 5, "{report}");
+    assert_eq!(
+        report["deliveries"].as_u64().unwrap(),
+        report["events"].as_u64().unwrap() * 5
+    );
+}

@@ -29,6 +29,8 @@ pub struct Options {
     pub password: Option<String>,
     /// `custom.token`.
     pub custom_token: Option<String>,
+    /// More keys of the `[custom]` table.
+    pub custom_toml: String,
     /// Extra TOML appended to the ephemeral configuration.
     pub extra_toml: String,
 }
@@ -84,6 +86,9 @@ impl TestServer {
             toml.push_str(&format!("[{face}]\nbind = \"127.0.0.1:0\"\n"));
             if let (Some(token), "custom") = (&options.custom_token, face) {
                 toml.push_str(&format!("token = {}\n", Value::from(token.as_str())));
+            }
+            if face == "custom" {
+                toml.push_str(&options.custom_toml);
             }
             if face == "streamerbot" {
                 if let Some(password) = &options.password {
