@@ -160,6 +160,9 @@ pub struct RuleEngine {
     mirror: Mirror,
     credits: Credits,
     credits_table: Table<Credits>,
+    /// The trees the live environment reads and writes.
+    globals: Table<Value>,
+    limits: Table<Value>,
     /// Built in `started`, when the actor has its address.
     core: Option<Shared>,
     documents: Arc<DocumentSet>,
@@ -210,6 +213,8 @@ impl RuleEngine {
             connections: setup.connections,
             rules_dir: setup.rules_dir,
             mirror,
+            globals: store.table("globals")?,
+            limits: store.table("limits")?,
             credits,
             credits_table,
             core: None,
@@ -314,8 +319,8 @@ impl Actor for RuleEngine {
             engine: ctx.address(),
             outbound: self.outbound.clone(),
             store: self.store.clone(),
-            globals: self.store.table("globals").expect("the globals tree opens"),
-            limits: self.store.table("limits").expect("the limits tree opens"),
+            globals: self.globals.clone(),
+            limits: self.limits.clone(),
         };
         self.core = Some(Rc::new(RefCell::new(core::Core::new(
             self.documents.clone(),
@@ -489,7 +494,7 @@ impl Handler<DryRun> for RuleEngine {
             return Err(EngineError::DocumentNotFound(message.id));
         }
         let live = dryrun::LiveState {
-            globals: self.store.table("globals")?,
+            globals: self.globals.clone(),
             credits: self.credits.clone(),
         };
         dryrun::run_one(

@@ -27,6 +27,23 @@ fn example(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs an example to its end (with a deadline) and returns its stdout; fails on a bad exit.
+async fn run_example(name: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(example(name))
+        .args(args)
+        .output();
+    let output = tokio::time::timeout(TIMEOUT, output)
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not finish in time"))
+        .expect("the example runs");
+    assert!(
+        output.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn the_rust_events_example_prints_what_it_subscribed_to() {
     let server = TestServer::start_with(Options {
@@ -91,19 +108,11 @@ fn server_with_shipped_rules() -> TestServer {
 #[tokio::test]
 async fn the_game_client_example_injects_and_triggers_a_rule_by_name() {
     let server = server_with_shipped_rules();
-    let output = tokio::process::Command::new(example("game_client"))
-        .args(["--url", server.url("custom"), "--token", server.token()])
-        .output();
-    let output = tokio::time::timeout(TIMEOUT, output)
-        .await
-        .expect("done in time")
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = run_example(
+        "game_client",
+        &["--url", server.url("custom"), "--token", server.token()],
+    )
+    .await;
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -171,8 +180,9 @@ async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
         custom_toml: "rate_limit_per_second = 100000\n".into(),
         ..Options::default()
     });
-    let output = tokio::process::Command::new(example("loadgen"))
-        .args([
+    let stdout = run_example(
+        "loadgen",
+        &[
             "--dialect",
             "streamerbot",
             "--url",
@@ -187,18 +197,10 @@ async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
             "4",
             "--seconds",
             "1",
-        ])
-        .output();
-    let output = tokio::time::timeout(TIMEOUT, output)
-        .await
-        .expect("done in time")
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+        ],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
     assert_eq!(report["lost"], 0, "{report}");
     assert!(report["deliveries"].as_u64().unwrap() >= 5, "{report}");
     assert_eq!(
