@@ -146,16 +146,13 @@ impl Core {
         }
     }
 
-    pub fn documents(&self) -> &Arc<DocumentSet> {
-        &self.documents
-    }
-
     /// Swaps in a new set of documents; runs in progress finish with the version they started with.
     pub fn replace(&mut self, documents: Arc<DocumentSet>) {
         self.index = Index::build(&documents.documents);
         self.documents = documents;
     }
 
+    /// A document's traces, newest first.
     pub fn traces(&self, document_id: &str) -> Vec<Trace> {
         self.traces.of(document_id)
     }
