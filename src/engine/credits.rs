@@ -35,6 +35,8 @@ const LISTS: &[(&str, &str)] = &[
     ("users", "groups"),
     ("users", "users"),
 ];
+/// The version of the stored record's shape.
+const SCHEMA_VERSION: u32 = 1;
 /// How many entries each top list shows.
 const TOP: usize = 10;
 /// Streamer.bot resets its credits 12 hours after it was closed; so does a start after that long.
@@ -122,6 +124,7 @@ impl Credits {
     /// The stored state, cleared first when it last changed more than 12 hours before `now`.
     pub fn restored(stored: Option<Credits>, now: DateTime<Utc>) -> (Credits, bool) {
         let mut credits = stored.unwrap_or_default();
+        credits.schema_version = SCHEMA_VERSION;
         let stale = credits
             .updated_at
             .is_some_and(|updated| now - updated > STALE_AFTER);

@@ -85,13 +85,13 @@ mod tests {
     #[test]
     fn a_database_at_schema_0_is_migrated_to_the_current_schema() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            // Schema 0: a database written before the store recorded any version.
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree("meta").unwrap();
-            db.flush().unwrap();
-        }
+        // Schema 0: a database written before the store recorded any version. (The same handle
+        // is migrated: sled releases its file lock asynchronously after a drop, so a reopen in
+        // the same process can race it.)
         let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta").unwrap();
+        db.insert("written-by-schema-0", b"yes".as_slice()).unwrap();
+        db.flush().unwrap();
         assert_eq!(recorded_version(&db).unwrap(), 0);
         run(&db).unwrap();
         assert_eq!(recorded_version(&db).unwrap(), SCHEMA_VERSION);
@@ -105,6 +105,10 @@ mod tests {
         }
         let meta = db.open_tree("meta").unwrap();
         assert!(meta.get("createdAt").unwrap().is_some());
+        assert!(
+            db.get("written-by-schema-0").unwrap().is_some(),
+            "migration lost data"
+        );
     }
 
     #[test]

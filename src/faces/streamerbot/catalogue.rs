@@ -347,16 +347,17 @@ mod tests {
 
     #[test]
     fn seen_names_survive_a_reload_and_stop_at_the_limit() {
+        // A restart on disk is tested end to end (tests/it/store.rs); here a second catalogue
+        // loads what the first recorded in `meta`.
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
         {
-            let store = crate::store::Store::open(dir.path()).unwrap();
             let catalogue = Catalogue::load(store.meta().clone()).unwrap();
             catalogue.render("mygame", "boss_defeated");
             for index in 0..MAX_SEEN_NAMES {
                 catalogue.render("flood", &format!("t{index}"));
             }
         }
-        let store = crate::store::Store::open(dir.path()).unwrap();
         let catalogue = Catalogue::load(store.meta().clone()).unwrap();
         let events = catalogue.to_json();
         assert_eq!(events["Mygame"], serde_json::json!(["BossDefeated"]));
