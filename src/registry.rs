@@ -5,9 +5,14 @@
 //! [`Encoders`]) and hands the shared bytes to each session with `try_send`. A session whose
 //! bounded mailbox is full is told it is too slow and dropped from the fan-out.
 //!
+//! Interests are interned: sessions that want the same events (a thousand copies of one overlay)
+//! share one [`Wanted`], held once in memory and matched once per publish.
+//!
 //! Invariant: the registry never awaits I/O and never blocks on a slow session.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -75,20 +80,20 @@ pub struct ShutDown;
 pub struct Publish(pub Arc<Event>);
 
 /// Normalised source → normalised types, where either may be `*`.
-pub type Pairs = HashMap<String, HashSet<String>>;
+pub type Pairs = BTreeMap<String, BTreeSet<String>>;
 
 /// What one session wants to receive.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum Interest {
     /// Nothing (a new connection).
     #[default]
     Nothing,
     /// Events whose normalised (source, type) is in the set, `*` matching anything.
-    Pairs(Arc<Pairs>),
+    Pairs(Pairs),
     /// Events whose normalised type and source are each in their set (`None`: any).
     Filter {
-        types: Option<Arc<HashSet<String>>>,
-        sources: Option<Arc<HashSet<String>>>,
+        types: Option<BTreeSet<String>>,
+        sources: Option<BTreeSet<String>>,
     },
 }
 
@@ -111,18 +116,63 @@ impl Interest {
     }
 }
 
+/// An interned interest and its answer for the event being published.
+#[derive(Debug)]
+struct Wanted {
+    interest: Interest,
+    /// (publish number, whether that event is wanted)
+    answer: Cell<(u64, bool)>,
+}
+
+impl Wanted {
+    fn wants(&self, publish: u64, source: &str, kind: &str) -> bool {
+        let (asked, answer) = self.answer.get();
+        if asked == publish {
+            return answer;
+        }
+        let answer = self.interest.wants(source, kind);
+        self.answer.set((publish, answer));
+        answer
+    }
+}
+
+/// One shared [`Wanted`] per distinct interest, for as long as a session holds it.
+#[derive(Debug, Default)]
+struct Interned(HashMap<Interest, Rc<Wanted>>);
+
+impl Interned {
+    fn get(&mut self, interest: Interest) -> Rc<Wanted> {
+        self.0
+            .entry(interest)
+            .or_insert_with_key(|interest| {
+                Rc::new(Wanted {
+                    interest: interest.clone(),
+                    answer: Cell::new((0, false)),
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets `wanted` once no session holds it any more.
+    fn release(&mut self, wanted: Rc<Wanted>) {
+        if Rc::strong_count(&wanted) == 2 {
+            self.0.remove(&wanted.interest);
+        }
+    }
+}
+
 struct Entry {
     face: FaceKind,
     outgoing: Recipient<Outgoing>,
-    interest: Interest,
+    wanted: Rc<Wanted>,
     /// `sbClientResponse` ids whose answering `Custom.Event` this session gets regardless.
     awaiting: Vec<String>,
 }
 
 impl Entry {
     /// Whether the session gets the event: by interest, or as an awaited response (used up).
-    fn takes(&mut self, source: &str, kind: &str, response_id: Option<&str>) -> bool {
-        if self.interest.wants(source, kind) {
+    fn takes(&mut self, publish: u64, source: &str, kind: &str, response_id: Option<&str>) -> bool {
+        if self.wanted.wants(publish, source, kind) {
             return true;
         }
         match response_id.and_then(|id| self.awaiting.iter().position(|known| known == id)) {
@@ -142,6 +192,9 @@ const MAX_AWAITING: usize = 64;
 pub struct Registry {
     sessions: HashMap<SessionId, Entry>,
     next_id: SessionId,
+    interned: Interned,
+    /// How many events have been published: the key of each [`Wanted`]'s cached answer.
+    published: u64,
     encoders: Encoders,
 }
 
@@ -150,7 +203,17 @@ impl Registry {
         Registry {
             sessions: HashMap::new(),
             next_id: 1,
+            interned: Interned::default(),
+            published: 0,
             encoders,
+        }
+    }
+}
+
+impl Registry {
+    fn remove(&mut self, session: SessionId) {
+        if let Some(entry) = self.sessions.remove(&session) {
+            self.interned.release(entry.wanted);
         }
     }
 }
@@ -165,12 +228,13 @@ impl Handler<Connect> for Registry {
     fn handle(&mut self, message: Connect, _: &mut Context<Self>) -> SessionId {
         let id = self.next_id;
         self.next_id += 1;
+        let wanted = self.interned.get(Interest::Nothing);
         self.sessions.insert(
             id,
             Entry {
                 face: message.face,
                 outgoing: message.outgoing,
-                interest: Interest::Nothing,
+                wanted,
                 awaiting: Vec::new(),
             },
         );
@@ -183,7 +247,9 @@ impl Handler<SetInterest> for Registry {
 
     fn handle(&mut self, message: SetInterest, _: &mut Context<Self>) {
         if let Some(entry) = self.sessions.get_mut(&message.session) {
-            entry.interest = message.interest;
+            let wanted = self.interned.get(message.interest);
+            let old = std::mem::replace(&mut entry.wanted, wanted);
+            self.interned.release(old);
         }
     }
 }
@@ -205,7 +271,7 @@ impl Handler<Disconnect> for Registry {
     type Result = ();
 
     fn handle(&mut self, message: Disconnect, _: &mut Context<Self>) {
-        self.sessions.remove(&message.session);
+        self.remove(message.session);
     }
 }
 
@@ -223,10 +289,12 @@ impl Handler<Publish> for Registry {
                     .and_then(serde_json::Value::as_str)
             })
             .flatten();
+        self.published += 1;
+        let publish = self.published;
         let mut frames = self.encoders.frames(&event);
         let mut too_slow = Vec::new();
         for (id, entry) in &mut self.sessions {
-            if !entry.takes(&source, &kind, response_id) {
+            if !entry.takes(publish, &source, &kind, response_id) {
                 continue;
             }
             let frame = frames.get(entry.face);
@@ -241,7 +309,7 @@ impl Handler<Publish> for Registry {
             }
         }
         for id in too_slow {
-            self.sessions.remove(&id);
+            self.remove(id);
         }
     }
 }
@@ -253,6 +321,7 @@ impl Handler<ShutDown> for Registry {
         for (_, entry) in self.sessions.drain() {
             entry.outgoing.do_send(Outgoing::ShuttingDown);
         }
+        self.interned.0.clear();
     }
 }
 
@@ -267,16 +336,12 @@ mod tests {
                 .or_default()
                 .insert(kind.to_string());
         }
-        Interest::Pairs(Arc::new(map))
+        Interest::Pairs(map)
     }
 
     #[test]
     fn filters_and_their_lists() {
-        let set = |items: &[&str]| {
-            Some(Arc::new(
-                items.iter().map(|i| i.to_string()).collect::<HashSet<_>>(),
-            ))
-        };
+        let set = |items: &[&str]| Some(items.iter().map(|i| i.to_string()).collect());
         let filter = Interest::Filter {
             types: set(&["gift", "chat"]),
             sources: set(&["tiktok"]),
@@ -289,6 +354,25 @@ mod tests {
             sources: None
         }
         .wants("any", "thing"));
+    }
+
+    #[test]
+    fn equal_interests_share_one_answer_until_the_last_holder_goes() {
+        let mut interned = Interned::default();
+        let first = interned.get(pairs(&[("bench", "*")]));
+        let second = interned.get(pairs(&[("bench", "*")]));
+        let other = interned.get(pairs(&[("twitch", "follow")]));
+        assert!(Rc::ptr_eq(&first, &second));
+        assert_eq!(interned.0.len(), 2);
+        assert!(first.wants(1, "bench", "tick"));
+        // The second holder reads the answer the first computed for publish 1.
+        assert!(second.answer.get() == (1, true));
+        assert!(!other.wants(1, "bench", "tick"));
+        interned.release(first);
+        assert_eq!(interned.0.len(), 2, "still held by the second session");
+        interned.release(second);
+        interned.release(other);
+        assert!(interned.0.is_empty());
     }
 
     #[test]

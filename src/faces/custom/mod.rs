@@ -8,7 +8,7 @@
 
 pub mod protocol;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -247,9 +247,8 @@ impl Connection {
     }
 
     fn subscribe(&self, event_types: Vec<String>, sources: Vec<String>, link: &Link) -> Handled {
-        let set = |names: &[String]| -> Option<Arc<HashSet<String>>> {
-            (!names.is_empty())
-                .then(|| Arc::new(names.iter().map(|name| normalise(name)).collect()))
+        let set = |names: &[String]| -> Option<BTreeSet<String>> {
+            (!names.is_empty()).then(|| names.iter().map(|name| normalise(name)).collect())
         };
         let interest = Interest::Filter {
             types: set(&event_types),

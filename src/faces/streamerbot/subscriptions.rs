@@ -1,8 +1,6 @@
 //! One connection's subscriptions (streamerbot.md §5.1): a set of (source, type) pairs compared
 //! normalised, where either may be `*`, kept with the spelling first received.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 use super::catalogue::Catalogue;
@@ -109,7 +107,7 @@ impl Subscriptions {
                 .or_default()
                 .extend(entry.kinds.iter().map(|(_, kind)| kind.clone()));
         }
-        Interest::Pairs(Arc::new(pairs))
+        Interest::Pairs(pairs)
     }
 
     /// The reply's `events`: names in the catalogue's spelling, else as first received.
