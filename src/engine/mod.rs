@@ -8,6 +8,7 @@
 //! (sent by the [`watcher`] and the HTTP API).
 
 pub mod api;
+pub mod commit;
 pub mod condition;
 pub mod core;
 pub mod credits;
@@ -32,6 +33,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use self::commit::GroupCommit;
 use self::core::{CallError, Origin, Shared};
 use self::credits::Credits;
 use self::document::{Kind, StepBody};
@@ -160,6 +162,9 @@ pub struct RuleEngine {
     mirror: Mirror,
     credits: Credits,
     credits_table: Table<Credits>,
+    /// The credits changed since the record was last written (at the start of a flush).
+    credits_changed: bool,
+    commit: GroupCommit,
     /// The trees the live environment reads and writes.
     globals: Table<Value>,
     limits: Table<Value>,
@@ -217,6 +222,8 @@ impl RuleEngine {
             limits: store.table("limits")?,
             credits,
             credits_table,
+            credits_changed: false,
+            commit: GroupCommit::default(),
             core: None,
             documents,
         };
@@ -229,20 +236,45 @@ impl RuleEngine {
             .expect("the core is built when the actor starts")
     }
 
-    /// Stores the credits and returns a future that resolves once they are on disk.
-    fn save_credits(&self) -> impl std::future::Future<Output = Result<(), StoreError>> {
-        let written = self.credits_table.insert(CREDITS_KEY, &self.credits);
-        let flushed = self.flush();
-        async move {
-            written?;
-            flushed.await
-        }
+    /// Stores the credits (at the next flush); resolves once they are on disk.
+    fn save_credits(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
+        self.credits_changed = true;
+        self.durable(ctx)
     }
 
-    /// A future that resolves once every write so far is on disk.
-    fn flush(&self) -> impl std::future::Future<Output = Result<(), StoreError>> {
+    /// Resolves once every write so far is on disk, by group commit ([`commit`]).
+    fn durable(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
+        let (done, start) = self.commit.join();
+        if start {
+            self.begin_flush(ctx);
+        }
+        done
+    }
+
+    /// Writes the credits record if it changed, then flushes for everyone waiting now.
+    fn begin_flush(&mut self, ctx: &mut Context<Self>) {
+        let written = if std::mem::take(&mut self.credits_changed) {
+            self.credits_table.insert(CREDITS_KEY, &self.credits)
+        } else {
+            Ok(())
+        };
+        let batch = self.commit.begin();
         let store = self.store.clone();
-        async move { store.flush().await }
+        let flushed = async move {
+            written?;
+            store.flush().await
+        };
+        ctx.spawn(flushed.into_actor(self).map(|result, engine, ctx| {
+            if engine.commit.finish(batch, result) {
+                engine.begin_flush(ctx);
+            }
+        }));
     }
 
     fn swap(&mut self, documents: DocumentSet) {
@@ -339,21 +371,20 @@ impl Actor for RuleEngine {
 impl Handler<Inject> for RuleEngine {
     type Result = ResponseFuture<Result<Uuid, EngineError>>;
 
-    fn handle(&mut self, Inject(event): Inject, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Inject(event): Inject, ctx: &mut Context<Self>) -> Self::Result {
         let id = event.id;
         let named = self.catalogue.record(&event.source, &event.kind);
         let credited = self.credits.record(&event);
         let event = Arc::new(event);
         self.registry.do_send(Publish(event.clone()));
         core::on_event(self.core(), &event);
-        let saved = credited.then(|| self.save_credits());
-        let flushed = (named && !credited).then(|| self.flush());
+        if credited {
+            self.credits_changed = true;
+        }
+        let durable = (named || credited).then(|| self.durable(ctx));
         Box::pin(async move {
-            if let Some(saved) = saved {
-                saved.await?;
-            }
-            if let Some(flushed) = flushed {
-                flushed.await?;
+            if let Some(durable) = durable {
+                durable.await?;
             }
             Ok(id)
         })
@@ -438,9 +469,9 @@ impl Handler<TriggerRule> for RuleEngine {
 impl Handler<AddCredit> for RuleEngine {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
-    fn handle(&mut self, message: AddCredit, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, message: AddCredit, ctx: &mut Context<Self>) -> Self::Result {
         self.credits.add(&message.category, &message.name);
-        Box::pin(self.save_credits())
+        Box::pin(self.save_credits(ctx))
     }
 }
 
@@ -510,7 +541,7 @@ impl Handler<DryRun> for RuleEngine {
 impl Handler<CreditsRequest> for RuleEngine {
     type Result = ResponseFuture<Result<Map<String, Value>, EngineError>>;
 
-    fn handle(&mut self, request: CreditsRequest, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, request: CreditsRequest, ctx: &mut Context<Self>) -> Self::Result {
         let now = Utc::now();
         match request {
             CreditsRequest::Get => {
@@ -521,7 +552,7 @@ impl Handler<CreditsRequest> for RuleEngine {
             CreditsRequest::Clear => self.credits.clear(now),
         }
         let reply = self.credits.to_reply(now);
-        let saved = self.save_credits();
+        let saved = self.save_credits(ctx);
         Box::pin(async move { Ok(saved.await.map(|()| reply)?) })
     }
 }

@@ -40,6 +40,11 @@ pub enum StoreError {
         name: &'static str,
         reason: String,
     },
+    /// A group commit failed; every write that waited for it gets this.
+    #[error("a group commit failed")]
+    Commit(#[source] std::sync::Arc<StoreError>),
+    #[error("the engine stopped before the write was on disk")]
+    Stopped,
 }
 
 /// The names of the trees, as ARCHITECTURE.md lists them.
