@@ -15,7 +15,7 @@
 //! ```
 //! `bench/run.sh` runs the whole scenario matrix against Switchboard and the Node peers.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +23,7 @@ use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -242,13 +242,15 @@ struct Shared {
     counts: Vec<AtomicU32>,
     completed: Semaphore,
     deliveries: AtomicU64,
-    /// Set once publishing and settling are over.
-    stop: AtomicBool,
+    /// Notified once publishing and settling are over.
+    stop: Notify,
 }
 
 const RING: usize = 1 << 16;
 
-#[tokio::main]
+/// One thread: the generator is pinned to one core, where a second worker thread only adds
+/// wakeups and work stealing to what is measured.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Arc::new(Args::parse());
     if let Some(idle) = args.idle {
@@ -258,7 +260,7 @@ async fn main() {
         counts: (0..RING).map(|_| AtomicU32::new(0)).collect(),
         completed: Semaphore::new(0),
         deliveries: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
+        stop: Notify::new(),
     });
     let mut subscribers = Vec::new();
     for _ in 0..args.subscribers {
@@ -270,14 +272,19 @@ async fn main() {
         let args = args.clone();
         tasks.push(tokio::spawn(async move {
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-            while !shared.stop.load(Ordering::Relaxed) {
-                let text =
-                    match tokio::time::timeout(Duration::from_millis(200), socket.next()).await {
-                        Err(_) => continue,
-                        Ok(Some(Ok(Message::Text(text)))) => text,
-                        Ok(Some(Ok(_))) => continue,
-                        Ok(None) | Ok(Some(Err(_))) => break,
-                    };
+            // Registered at the task's first poll, long before publishing ends.
+            let stop = shared.stop.notified();
+            tokio::pin!(stop);
+            loop {
+                let text = tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    next = socket.next() => match next {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(_)) => continue,
+                        None | Some(Err(_)) => break,
+                    },
+                };
                 if text == "2" && args.dialect == Dialect::Socketio {
                     let _ = socket.send(Message::Text("3".into())).await;
                     continue;
@@ -346,7 +353,7 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     let cpu_after = args.pid.and_then(cpu_us);
-    shared.stop.store(true, Ordering::Relaxed);
+    shared.stop.notify_waiters();
     let _ = sink.close().await;
     reader.abort();
     let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
