@@ -809,3 +809,28 @@ async fn a_ws_send_step_fails_clearly_when_its_connection_is_down() {
     ws.send(json!({"request": "GetInfo", "id": "last"})).await;
     assert_eq!(ws.recv().await["id"], "last");
 }
+
+/// Each face answers on its own port: the Streamer.bot port only at its endpoint, the custom port
+/// only with a token; and an event a game injects on the custom face reaches a Streamer.bot overlay.
+#[tokio::test]
+async fn each_port_serves_its_own_face() {
+    use tokio_tungstenite::tungstenite::Error;
+    let server = TestServer::start();
+    let elsewhere = server.url("streamerbot").trim_end_matches('/').to_owned() + "/elsewhere";
+    match tokio_tungstenite::connect_async(elsewhere.as_str()).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("expected a 404 at {elsewhere}, got {other:?}"),
+    }
+    // The custom face's port does not speak Streamer.bot: without a token it refuses.
+    let mut refused = Ws::connect(server.url("custom")).await;
+    assert_eq!(refused.closed().await.0, 4401);
+
+    let (mut overlay, _) = Ws::streamerbot(&server).await;
+    subscribe(&mut overlay, json!({"MyGame": ["*"]})).await;
+    let mut game = Ws::custom(&server).await;
+    game.send(json!({"action": "injectEvent",
+                     "event": {"type": "boss_defeated", "source": "mygame", "data": {"boss": "hydra"}}}))
+        .await;
+    let event = overlay.recv().await;
+    assert_eq!(event["data"]["boss"], "hydra", "{event}");
+}
