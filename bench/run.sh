@@ -11,7 +11,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo build --release --quiet
-cargo build --release --quiet --example loadgen
+cargo build --release --quiet --example loadgen --example actix_peer
 (cd bench/peers && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; })
 
 work=$(mktemp -d)
@@ -51,11 +51,12 @@ TOML
   eval "${1}_custom=$(grep -m1 '^  custom  ' "$work/$1.out" | awk '{print $2}')"
 }
 
-start_peer() { # name script
-  pin_bg 0 node "bench/peers/$2" > "$work/$1.out" 2>&1 &
+start_peer() { # name command...
+  local name=$1; shift
+  pin_bg 0 "$@" > "$work/$name.out" 2>&1 &
   pids+=($!)
-  eval "${1}_pid=$!"
-  eval "${1}_port=$(wait_for "$work/$1.out" '^listening' | awk '{print $2}')"
+  eval "${name}_pid=$!"
+  eval "${name}_port=$(wait_for "$work/$name.out" '^listening' | awk '{print $2}')"
 }
 
 mkdir -p "$work/no-rules" "$work/rules"
@@ -66,8 +67,9 @@ printf '{"kind":"rule","schemaVersion":1,"id":"01JD3Q5S8N0W4X7Y2Z6A9B1F00","name
 
 start_switchboard sw "$work/no-rules"
 start_switchboard swr "$work/rules"
-start_peer ws ws-peer.js
-start_peer sio socketio-peer.js
+start_peer ws node bench/peers/ws-peer.js
+start_peer sio node bench/peers/socketio-peer.js
+start_peer actix target/release/examples/actix_peer
 
 results="$work/results.jsonl"
 run() { # label target args...
@@ -78,6 +80,7 @@ run() { # label target args...
     custom) base=(--dialect custom --url "$sw_custom" --token bench --pid "$sw_pid") ;;
     sbrules) base=(--dialect streamerbot --url "$swr_sb" --publish "$swr_custom" --token bench --pid "$swr_pid") ;;
     ws) base=(--dialect ws --url "ws://127.0.0.1:$ws_port/" --pid "$ws_pid") ;;
+    actix) base=(--dialect ws --url "ws://127.0.0.1:$actix_port/" --pid "$actix_pid") ;;
     sio) base=(--dialect socketio --url "ws://127.0.0.1:$sio_port" --pid "$sio_pid") ;;
   esac
   for _ in $(seq "$RUNS"); do
@@ -85,16 +88,20 @@ run() { # label target args...
   done
 }
 
-for target in sb custom ws sio; do
+for target in sb custom actix ws sio; do
   run S1 $target --subscribers 100 --rate 200 --seconds "$SECONDS_PER_RUN"
   run S2 $target --subscribers 1000 --rate 20 --seconds "$SECONDS_PER_RUN"
   run S3 $target --subscribers 100 --window 1 --seconds "$SECONDS_PER_RUN"
   run S4 $target --subscribers 100 --window 32 --seconds "$SECONDS_PER_RUN"
-  run S5 $target --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
+  [ "$target" = sb ] || run S5 $target --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
 done
-run S5-rules sbrules --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
-run S5-credits sb --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN" --kind follow
-for target in sb ws sio; do
+# S5 and its two variants alternate, so that the machine's drift reaches all three alike.
+for _ in $(seq "$RUNS"); do
+  RUNS=1 run S5 sb --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
+  RUNS=1 run S5-rules sbrules --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
+  RUNS=1 run S5-credits sb --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN" --kind follow
+done
+for target in sb actix ws sio; do
   RUNS=1 run S6 $target --idle 10000
 done
 

@@ -1,4 +1,6 @@
-"""Prints the benchmark table: medians per scenario and target, with Switchboard's ratios."""
+"""Prints the benchmark table: medians per scenario and target, with Switchboard's ratios to the
+Node peers. The bare actix-web-actors broadcast server (examples/actix_peer.rs) is the floor of
+the stack Switchboard is built on."""
 import json
 import statistics
 import sys
@@ -18,7 +20,9 @@ def fmt(value, digits=0):
 
 print("| scenario | server | deliveries/s | p50 ms | p99 ms | p999 ms | lost | CPU µs/delivery | × ws | × Socket.IO |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-names = {"sb": "Switchboard (Streamer.bot face)", "custom": "Switchboard (custom face)", "sbrules": "Switchboard, 101 rules", "ws": "Node ws", "sio": "Socket.IO"}
+names = {"sb": "Switchboard (Streamer.bot face)", "custom": "Switchboard (custom face)", "sbrules": "Switchboard, 101 rules",
+         "actix": "bare actix-web-actors (floor)", "ws": "Node ws", "sio": "Socket.IO"}
+peers = ("actix", "ws", "sio")
 for label in sorted(rows, key=lambda label: (label.split("/")[0], list(names).index(label.split("/")[1]))):
     scenario, target = label.split("/")
     results = rows[label]
@@ -26,7 +30,7 @@ for label in sorted(rows, key=lambda label: (label.split("/")[0], list(names).in
         continue
     rate = median(results, "deliveriesPerSecond")
     base = scenario.split("-")[0]
-    ratio = lambda peer: (rate / median(rows[f"{base}/{peer}"], "deliveriesPerSecond")) if target not in ("ws", "sio") and rows.get(f"{base}/{peer}") else None
+    ratio = lambda peer: (rate / median(rows[f"{base}/{peer}"], "deliveriesPerSecond")) if target not in peers and rows.get(f"{base}/{peer}") else None
     print(f"| {scenario} | {names[target]} | {fmt(rate)} | {fmt(median(results, 'p50us') / 1000, 2)} | {fmt(median(results, 'p99us') / 1000, 2)} | "
           f"{fmt(median(results, 'p999us') / 1000, 2)} | {fmt(max(r['lost'] for r in results))} | {fmt(median(results, 'cpuUsPerDelivery'), 2)} | "
           f"{fmt(ratio('ws'), 1)} | {fmt(ratio('sio'), 1)} |")

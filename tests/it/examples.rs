@@ -200,11 +200,52 @@ async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
         ],
     )
     .await;
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_every_event_reached_everyone(&stdout, 5);
+}
+
+/// The load generator's report: events were sent, and each reached every subscriber.
+fn assert_every_event_reached_everyone(stdout: &str, subscribers: u64) {
+    let report: serde_json::Value = serde_json::from_str(stdout).expect("a JSON report");
     assert_eq!(report["lost"], 0, "{report}");
-    assert!(report["deliveries"].as_u64().unwrap() >= 5, "{report}");
-    assert_eq!(
-        report["deliveries"].as_u64().unwrap(),
-        report["events"].as_u64().unwrap() * 5
-    );
+    let events = report["events"].as_u64().expect("a count of events");
+    assert!(events >= 1, "{report}");
+    assert_eq!(report["deliveries"], events * subscribers, "{report}");
+}
+
+/// The bench's floor peer broadcasts what one client sends to every other, as the load
+/// generator's plain-WebSocket dialect expects.
+#[tokio::test]
+async fn the_actix_peer_broadcasts_to_the_load_generator() {
+    let mut peer = tokio::process::Command::new(example("actix_peer"))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the peer starts");
+    let mut lines = BufReader::new(peer.stdout.take().expect("its stdout")).lines();
+    let listening = tokio::time::timeout(TIMEOUT, lines.next_line())
+        .await
+        .expect("it prints its port in time")
+        .expect("a line")
+        .expect("a line");
+    let port = listening
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("unexpected first line {listening:?}"));
+    let url = format!("ws://127.0.0.1:{port}/");
+    let stdout = run_example(
+        "loadgen",
+        &[
+            "--dialect",
+            "ws",
+            "--url",
+            &url,
+            "--subscribers",
+            "3",
+            "--window",
+            "2",
+            "--seconds",
+            "1",
+        ],
+    )
+    .await;
+    assert_every_event_reached_everyone(&stdout, 3);
 }
