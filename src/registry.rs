@@ -208,9 +208,8 @@ impl Registry {
             encoders,
         }
     }
-}
 
-impl Registry {
+    /// Drops a session from the fan-out, and its interest once no other session holds it.
     fn remove(&mut self, session: SessionId) {
         if let Some(entry) = self.sessions.remove(&session) {
             self.interned.release(entry.wanted);
