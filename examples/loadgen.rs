@@ -2,7 +2,9 @@
 //! event rate or as a closed loop with W events in flight (an event completes when every
 //! subscriber has it). Each event carries its send time; every delivery's latency goes into an
 //! HdrHistogram. Reports deliveries/s, latency p50/p99/p999, lost deliveries, the server's
-//! CPU-µs per delivery (from `/proc/<pid>/stat`) and, with `--idle`, RSS per idle connection.
+//! CPU-µs per delivery (from `/proc/<pid>/stat`), the share of the machine's CPU time the
+//! hypervisor stole meanwhile (`/proc/stat`: on a shared VM it explains much of the spread
+//! between runs) and, with `--idle`, RSS per idle connection.
 //!
 //! Dialects: `streamerbot` and `custom` (Switchboard; events injected on the custom face),
 //! `ws` (a plain broadcast server: what the publisher sends goes to every other client) and
@@ -229,6 +231,38 @@ fn cpu_us(pid: u32) -> Option<u64> {
     Some(ticks * 1_000_000 / 100)
 }
 
+/// (steal, total) ticks of all CPUs, from the first line of `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    parse_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_ticks(stat: &str) -> Option<(u64, u64)> {
+    let fields = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = fields
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal guest guest_nice; guests are in user.
+    Some((*ticks.get(7)?, ticks.iter().take(8).sum()))
+}
+
+/// What is read of the server and the machine before and after the run.
+#[derive(Clone, Copy)]
+struct Counters {
+    server_cpu_us: Option<u64>,
+    machine: Option<(u64, u64)>,
+}
+
+impl Counters {
+    fn read(pid: Option<u32>) -> Counters {
+        Counters {
+            server_cpu_us: pid.and_then(cpu_us),
+            machine: machine_ticks(),
+        }
+    }
+}
+
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -306,7 +340,7 @@ async fn main() {
     let (mut sink, mut acks) = publisher(&args).await.split();
     // Acks and pings from the server are read (and dropped) so that its queue never fills.
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
-    let cpu_before = args.pid.and_then(cpu_us);
+    let before = Counters::read(args.pid);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut sent = 0u64;
@@ -352,7 +386,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = started.elapsed();
-    let cpu_after = args.pid.and_then(cpu_us);
+    let after = Counters::read(args.pid);
     shared.stop.notify_waiters();
     let _ = sink.close().await;
     reader.abort();
@@ -369,7 +403,7 @@ async fn main() {
         sent,
         expected,
         elapsed,
-        cpu_before.zip(cpu_after),
+        (before, after),
     );
 }
 
@@ -380,11 +414,16 @@ fn report(
     sent: u64,
     expected: u64,
     elapsed: Duration,
-    cpu: Option<(u64, u64)>,
+    (before, after): (Counters, Counters),
 ) {
     let delivered = shared.deliveries.load(Ordering::Relaxed);
-    let cpu_per_delivery =
-        cpu.map(|(before, after)| (after - before) as f64 / delivered.max(1) as f64);
+    let cpu_per_delivery = before
+        .server_cpu_us
+        .zip(after.server_cpu_us)
+        .map(|(before, after)| (after - before) as f64 / delivered.max(1) as f64);
+    let steal_percent = before.machine.zip(after.machine).map(|(before, after)| {
+        100.0 * (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64
+    });
     let result = json!({
         "label": args.label,
         "dialect": format!("{:?}", args.dialect).to_lowercase(),
@@ -397,6 +436,7 @@ fn report(
         "p99us": histogram.value_at_quantile(0.99),
         "p999us": histogram.value_at_quantile(0.999),
         "cpuUsPerDelivery": cpu_per_delivery,
+        "stealPercent": steal_percent,
     });
     println!("{result}");
 }
@@ -467,5 +507,15 @@ mod tests {
             assert_eq!(probe(dialect, frame), parsed_probe(dialect, frame));
             assert_eq!(probe(dialect, frame), Some((12, 345)));
         }
+    }
+
+    #[test]
+    fn steal_is_the_eighth_field_of_the_cpu_line() {
+        let stat = "cpu  104998 0 19267 84230 602 0 6337 1563 7 0\ncpu0 51746 0 9683 42676 198 0 3777 677 0 0\n";
+        assert_eq!(
+            parse_ticks(stat),
+            Some((1563, 104998 + 19267 + 84230 + 602 + 6337 + 1563))
+        );
+        assert_eq!(parse_ticks("cpu0 1 2 3\n"), None);
     }
 }
