@@ -8,6 +8,10 @@
 //! Interests are interned: sessions that want the same events (a thousand copies of one overlay)
 //! share one [`Wanted`], held once in memory and matched once per publish.
 //!
+//! The registry also keeps every session's heartbeat: one timer for all of them, which tells a
+//! thirtieth of the sessions each second that it is time to ping their client (see
+//! [`HEARTBEAT_SLICES`]), instead of a timer per connection.
+//!
 //! Invariant: the registry never awaits I/O and never blocks on a slow session.
 
 use std::cell::Cell;
@@ -20,6 +24,7 @@ use bytestring::ByteString;
 
 use crate::event::{normalise, Event};
 use crate::faces::{Encoders, FaceKind};
+use crate::session::HEARTBEAT_INTERVAL;
 
 /// Identifies one connection for as long as it is open.
 pub type SessionId = u64;
@@ -34,6 +39,8 @@ pub enum Outgoing {
     TooSlow,
     /// The server is stopping: close with 1001.
     ShuttingDown,
+    /// Time for the session's heartbeat: ping the client, or drop a silent one.
+    Heartbeat,
 }
 
 /// Registers a session; it receives nothing until its interest is set.
@@ -73,6 +80,16 @@ pub struct Disconnect {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ShutDown;
+
+/// One heartbeat tick: the sessions of the next slice get [`Outgoing::Heartbeat`].
+#[derive(Message)]
+#[rtype(result = "()")]
+struct HeartbeatTick;
+
+/// Every session gets a heartbeat once per [`HEARTBEAT_INTERVAL`], one slice of them per tick,
+/// so that 10,000 connections do not all ping at once (their timers would if they connected in
+/// one burst, as after a restart).
+const HEARTBEAT_SLICES: u64 = 30;
 
 /// Delivers an event to every interested session.
 #[derive(Message)]
@@ -195,6 +212,8 @@ pub struct Registry {
     interned: Interned,
     /// How many events have been published: the key of each [`Wanted`]'s cached answer.
     published: u64,
+    /// How many heartbeat ticks have passed: the slice the next one serves.
+    heartbeats: u64,
     encoders: Encoders,
 }
 
@@ -205,7 +224,22 @@ impl Registry {
             next_id: 1,
             interned: Interned::default(),
             published: 0,
+            heartbeats: 0,
             encoders,
+        }
+    }
+
+    /// Hands `message` to a session without waiting; a session whose queue is full is told it
+    /// is too slow, and it (like a closed one) is added to `dropped`.
+    fn offer(id: SessionId, entry: &Entry, message: Outgoing, dropped: &mut Vec<SessionId>) {
+        match entry.outgoing.try_send(message) {
+            Ok(()) => {}
+            Err(SendError::Full(_)) => {
+                log::warn!("registry: session {id} is too slow (send queue full), dropping it");
+                entry.outgoing.do_send(Outgoing::TooSlow);
+                dropped.push(id);
+            }
+            Err(SendError::Closed(_)) => dropped.push(id),
         }
     }
 
@@ -219,6 +253,11 @@ impl Registry {
 
 impl Actor for Registry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let tick = HEARTBEAT_INTERVAL / HEARTBEAT_SLICES as u32;
+        ctx.run_interval(tick, |_, ctx| ctx.notify(HeartbeatTick));
+    }
 }
 
 impl Handler<Connect> for Registry {
@@ -297,17 +336,27 @@ impl Handler<Publish> for Registry {
                 continue;
             }
             let frame = frames.get(entry.face);
-            match entry.outgoing.try_send(Outgoing::Frame(frame)) {
-                Ok(()) => {}
-                Err(SendError::Full(_)) => {
-                    log::warn!("registry: session {id} is too slow (send queue full), dropping it");
-                    entry.outgoing.do_send(Outgoing::TooSlow);
-                    too_slow.push(*id);
-                }
-                Err(SendError::Closed(_)) => too_slow.push(*id),
-            }
+            Registry::offer(*id, entry, Outgoing::Frame(frame), &mut too_slow);
         }
         for id in too_slow {
+            self.remove(id);
+        }
+    }
+}
+
+impl Handler<HeartbeatTick> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: HeartbeatTick, _: &mut Context<Self>) {
+        let slice = self.heartbeats % HEARTBEAT_SLICES;
+        self.heartbeats += 1;
+        let mut dropped = Vec::new();
+        for (id, entry) in &self.sessions {
+            if id % HEARTBEAT_SLICES == slice {
+                Registry::offer(*id, entry, Outgoing::Heartbeat, &mut dropped);
+            }
+        }
+        for id in dropped {
             self.remove(id);
         }
     }
@@ -372,6 +421,74 @@ mod tests {
         interned.release(second);
         interned.release(other);
         assert!(interned.0.is_empty());
+    }
+
+    /// A stand-in session that counts its heartbeats.
+    struct Counter(usize);
+
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Outgoing> for Counter {
+        type Result = ();
+
+        fn handle(&mut self, message: Outgoing, _: &mut Context<Self>) {
+            if matches!(message, Outgoing::Heartbeat) {
+                self.0 += 1;
+            }
+        }
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "usize")]
+    struct Count;
+
+    impl Handler<Count> for Counter {
+        type Result = usize;
+
+        fn handle(&mut self, _: Count, _: &mut Context<Self>) -> usize {
+            self.0
+        }
+    }
+
+    #[actix_rt::test]
+    async fn every_session_gets_one_heartbeat_per_interval_in_slices() {
+        let (_dir, catalogue) = crate::faces::streamerbot::catalogue::temporary();
+        let registry = Registry::new(Encoders {
+            streamerbot: crate::faces::streamerbot::Encoder {
+                catalogue: Arc::new(catalogue),
+            },
+        })
+        .start();
+        let mut sessions = Vec::new();
+        for _ in 0..100 {
+            let session = Counter(0).start();
+            let connect = Connect {
+                face: FaceKind::Custom,
+                outgoing: session.clone().recipient(),
+            };
+            registry.send(connect).await.unwrap();
+            sessions.push(session);
+        }
+        let count = |sessions: Vec<Addr<Counter>>| async move {
+            let mut counts = Vec::new();
+            for session in sessions {
+                counts.push(session.send(Count).await.unwrap());
+            }
+            counts
+        };
+        registry.send(HeartbeatTick).await.unwrap();
+        let after_one = count(sessions.clone()).await;
+        let pinged = after_one.iter().filter(|count| **count == 1).count();
+        assert!(
+            (1..=100 / HEARTBEAT_SLICES as usize + 1).contains(&pinged),
+            "one tick pings one slice, not everyone: {pinged}"
+        );
+        for _ in 1..HEARTBEAT_SLICES {
+            registry.send(HeartbeatTick).await.unwrap();
+        }
+        assert_eq!(count(sessions).await, vec![1; 100]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The generic WebSocket session actor, one per connection, parameterised by a face.
 //!
 //! The session owns the socket: it reassembles fragmented messages, enforces the frame size
-//! limits, answers pings, sends heartbeats, and writes what the registry sends it. It registers
+//! limits, answers pings, pings its client when the registry says it is time (one heartbeat
+//! timer for all sessions, in the registry), and writes what the registry sends it. It registers
 //! with the registry in `started()` before reading any frame, and hands each complete text
 //! message to its [`Face`], whose replies it writes in request order. Its mailbox is bounded by
 //! `limits.send_queue`: the registry `try_send`s frames and drops a session that lets it fill.
@@ -271,19 +272,6 @@ impl<F: Face> Actor for Session<F> {
                     }
                 }),
         );
-        ctx.run_interval(HEARTBEAT_INTERVAL, |session, ctx| {
-            if session.last_heard.elapsed() > CLIENT_TIMEOUT {
-                log::info!(
-                    "{} session {}: no pong for {} s, dropping the connection",
-                    F::NAME,
-                    session.link.id,
-                    CLIENT_TIMEOUT.as_secs()
-                );
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
-            }
-        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -314,6 +302,16 @@ impl<F: Face> Handler<Outgoing> for Session<F> {
                 })],
                 ctx,
             ),
+            Outgoing::Heartbeat if self.last_heard.elapsed() > CLIENT_TIMEOUT => {
+                log::info!(
+                    "{} session {}: no pong for {} s, dropping the connection",
+                    F::NAME,
+                    self.link.id,
+                    CLIENT_TIMEOUT.as_secs()
+                );
+                ctx.stop();
+            }
+            Outgoing::Heartbeat => ctx.ping(b""),
         }
     }
 }
