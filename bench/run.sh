@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark matrix (issue: fan-out, latency, memory, matching), side by side with a Node `ws`
 # broadcast server and a Socket.IO server in the same run. Builds release, installs the Node
-# peers, pins servers to core 0 and the load generator to core 1, runs every scenario RUNS times
-# (default 3) for SECONDS each (default 5) and prints one table of medians with ratios.
+# peers, pins servers to core 0 and the load generator to core 1, runs every scenario in RUNS
+# rounds (default 3) of one run of SECONDS (default 5) per server, and prints one table of
+# medians with ratios.
 # Talks only to 127.0.0.1. Usage: bench/run.sh   (RUNS=1 SECONDS_PER_RUN=2 for a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,26 +84,31 @@ run() { # label target args...
     actix) base=(--dialect ws --url "ws://127.0.0.1:$actix_port/" --pid "$actix_pid") ;;
     sio) base=(--dialect socketio --url "ws://127.0.0.1:$sio_port" --pid "$sio_pid") ;;
   esac
-  for _ in $(seq "$RUNS"); do
-    pin 1 target/release/examples/loadgen "${base[@]}" --label "$label/$target" "$@" >> "$results"
-  done
+  pin 1 target/release/examples/loadgen "${base[@]}" --label "$label/$target" "$@" >> "$results"
 }
 
-for target in sb custom actix ws sio; do
-  run S1 $target --subscribers 100 --rate 200 --seconds "$SECONDS_PER_RUN"
-  run S2 $target --subscribers 1000 --rate 20 --seconds "$SECONDS_PER_RUN"
-  run S3 $target --subscribers 100 --window 1 --seconds "$SECONDS_PER_RUN"
-  run S4 $target --subscribers 100 --window 32 --seconds "$SECONDS_PER_RUN"
-  [ "$target" = sb ] || run S5 $target --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
-done
-# S5 and its two variants alternate, so that the machine's drift reaches all three alike.
+# Each round runs every server once, so that the machine's drift (it moves by a third between
+# hours here) reaches all of them alike and every ratio compares neighbouring runs.
+rounds() { # label args...
+  local label=$1; shift
+  for _ in $(seq "$RUNS"); do
+    for target in sb custom actix ws sio; do run "$label" "$target" "$@"; done
+  done
+}
+rounds S1 --subscribers 100 --rate 200 --seconds "$SECONDS_PER_RUN"
+rounds S2 --subscribers 1000 --rate 20 --seconds "$SECONDS_PER_RUN"
+rounds S3 --subscribers 100 --window 1 --seconds "$SECONDS_PER_RUN"
+rounds S4 --subscribers 100 --window 32 --seconds "$SECONDS_PER_RUN"
+# S5's rounds also hold its two Switchboard variants.
+s5=(--subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN")
 for _ in $(seq "$RUNS"); do
-  RUNS=1 run S5 sb --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
-  RUNS=1 run S5-rules sbrules --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN"
-  RUNS=1 run S5-credits sb --subscribers 1000 --window 8 --seconds "$SECONDS_PER_RUN" --kind follow
+  run S5 sb "${s5[@]}"
+  run S5-rules sbrules "${s5[@]}"
+  run S5-credits sb "${s5[@]}" --kind follow
+  for target in custom actix ws sio; do run S5 "$target" "${s5[@]}"; done
 done
 for target in sb actix ws sio; do
-  RUNS=1 run S6 $target --idle 10000
+  run S6 "$target" --idle 10000
 done
 
 python3 bench/table.py "$results"
