@@ -77,6 +77,7 @@ async fn the_official_streamerbot_client_is_refused_a_wrong_password_and_does_no
     .await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok refused", "ok no reconnect"]);
+    server.wait_for_log(": opened from");
     let opened = server
         .logs()
         .iter()
