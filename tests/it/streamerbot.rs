@@ -424,6 +424,19 @@ async fn a_client_ping_is_answered_with_the_same_payload() {
 }
 
 #[tokio::test]
+async fn the_server_pings_a_silent_client_within_one_heartbeat_interval() {
+    let server = TestServer::start();
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    // One registry timer pings a thirtieth of the sessions each second: every session once per
+    // interval, whichever slice it fell in.
+    let within = switchboard::session::HEARTBEAT_INTERVAL + crate::support::TIMEOUT;
+    assert_eq!(ws.ping(within).await, Vec::<u8>::new());
+    // The connection stays open and keeps answering.
+    let reply = ws.request(json!({"request": "GetInfo", "id": "i"})).await;
+    assert_eq!(reply["status"], "ok");
+}
+
+#[tokio::test]
 async fn events_reach_only_the_connections_subscribed_to_them() {
     let server = TestServer::start();
     let (mut follows, _) = Ws::streamerbot(&server).await;

@@ -435,6 +435,20 @@ impl Ws {
         }
     }
 
+    /// Waits up to `within` for a ping from the server and returns its payload.
+    pub async fn ping(&mut self, within: Duration) -> Vec<u8> {
+        loop {
+            let frame = tokio::time::timeout(within, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no ping within {within:?}"));
+            match frame {
+                Some(Ok(Message::Ping(payload))) => return payload,
+                Some(Ok(_)) => continue,
+                other => panic!("the connection ended before a ping: {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the close frame and returns its code and reason.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {
