@@ -423,28 +423,41 @@ impl Ws {
 
     /// The payload of the next pong.
     pub async fn pong(&mut self) -> Vec<u8> {
-        loop {
-            let frame = tokio::time::timeout(TIMEOUT, self.stream.next())
-                .await
-                .unwrap_or_else(|_| panic!("no pong within {TIMEOUT:?}"));
-            match frame {
-                Some(Ok(Message::Pong(payload))) => return payload,
-                Some(Ok(_)) => continue,
-                other => panic!("the connection ended before a pong: {other:?}"),
-            }
-        }
+        self.control("pong", TIMEOUT, |message| match message {
+            Message::Pong(payload) => Some(payload),
+            _ => None,
+        })
+        .await
     }
 
     /// Waits up to `within` for a ping from the server and returns its payload.
     pub async fn ping(&mut self, within: Duration) -> Vec<u8> {
+        self.control("ping", within, |message| match message {
+            Message::Ping(payload) => Some(payload),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The payload of the next frame that `pick` accepts, skipping others; fails when none comes
+    /// within `within` of the previous one, or the connection ends.
+    async fn control(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pick: impl Fn(Message) -> Option<Vec<u8>>,
+    ) -> Vec<u8> {
         loop {
             let frame = tokio::time::timeout(within, self.stream.next())
                 .await
-                .unwrap_or_else(|_| panic!("no ping within {within:?}"));
+                .unwrap_or_else(|_| panic!("no {what} within {within:?}"));
             match frame {
-                Some(Ok(Message::Ping(payload))) => return payload,
-                Some(Ok(_)) => continue,
-                other => panic!("the connection ended before a ping: {other:?}"),
+                Some(Ok(message)) => {
+                    if let Some(payload) = pick(message) {
+                        return payload;
+                    }
+                }
+                other => panic!("the connection ended before a {what}: {other:?}"),
             }
         }
     }
