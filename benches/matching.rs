@@ -1,4 +1,4 @@
-//! Matching throughput (rules.md §9 stages 2–5): events/s through the engine core with 1,000
+//! Matching throughput (docs/rules.md §9 stages 2–5): events/s through the engine core with 1,000
 //! rules loaded, on one core. A plain timed loop (`harness = false`), run with
 //! `cargo bench --bench matching`.
 //!

@@ -1,4 +1,4 @@
-//! Schema 1: the first layout. Creates every tree of ARCHITECTURE.md (the runner opens the trees a
+//! Schema 1: the first layout. Creates every tree of the store (the runner opens the trees a
 //! step names) and records when the database was created.
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};

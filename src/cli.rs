@@ -1,4 +1,4 @@
-//! The command line (config.md): `switchboard [serve] [--config FILE] [--data-dir DIR]
+//! The command line (docs/configuration.md): `switchboard [serve] [--config FILE] [--data-dir DIR]
 //! [--rules-dir DIR]`, `switchboard rules check|test [DIR]` and `switchboard token [--regenerate]`.
 
 use std::path::PathBuf;

@@ -53,7 +53,7 @@ impl User {
 }
 
 impl User {
-    /// The user's roles (rules.md §2): its own `roles`, lower-cased, plus one per true flag.
+    /// The user's roles (docs/rules.md §2): its own `roles`, lower-cased, plus one per true flag.
     pub fn roles(&self) -> Vec<String> {
         let mut roles: Vec<String> = self
             .extra
@@ -97,7 +97,7 @@ impl Event {
         }
     }
 
-    /// The event as templates and conditions see it (rules.md §2): every field present, and the
+    /// The event as templates and conditions see it (docs/rules.md §2): every field present, and the
     /// user with its `roles`.
     pub fn to_facts(&self) -> Value {
         let mut facts = serde_json::to_value(self).expect("events serialize to JSON");
@@ -127,6 +127,16 @@ pub fn normalise(name: &str) -> String {
         .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// A string, number or boolean as text (docs/custom.md §2.3); `None` for objects and arrays.
+pub fn coerce(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

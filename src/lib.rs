@@ -4,14 +4,28 @@
 //!
 //! # Layout
 //! - [`config`], [`cli`]: configuration file, defaults and flags.
-//! - [`app`]: opens the store, starts the actors, binds the faces, prints the banner.
+//! - [`app`]: opens the store, starts the actors and the faces, prints the banner.
 //! - [`event`]: the internal `Event` and loose name matching.
-//! - [`registry`]: who is subscribed to what; fan-out of encoded frames.
+//! - [`names`]: the event sources and types known by name (configured and seen at runtime).
+//! - [`jsonpath`]: JSONPath expressions, compiled once and refused when they cannot run.
+//! - [`registry`]: who is subscribed to what; fan-out of encoded frames to outlets.
 //! - [`engine`]: injects, calls, action runs, credits.
 //! - [`outbound`]: the outbound custom WebSocket client connections.
 //! - [`session`]: the generic WebSocket session actor.
 //! - [`faces`]: one module per wire protocol.
 //! - [`store`]: sled trees and migrations.
+//!
+//! # Layers
+//! Each module uses only modules of the layers below it, never one above (no import cycles):
+//! 1. [`app`], [`cli`]: start everything.
+//! 2. [`faces`]: the wire protocols; they use the session, the registry, the engine's messages,
+//!    outbound and the store.
+//! 3. [`session`]: the WebSocket session; it uses the registry.
+//! 4. [`engine`]: it uses the registry, outbound, names and the store.
+//! 5. [`registry`], [`outbound`]: they use event, config, names, jsonpath and the store. Outbound
+//!    hands the events it receives to whoever [`outbound::Start`] names (the engine), without
+//!    knowing it; faces and sessions plug into the registry through its traits.
+//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`]: use nothing above them.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -20,6 +34,8 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod faces;
+pub mod jsonpath;
+pub mod names;
 pub mod outbound;
 pub mod registry;
 pub mod session;

@@ -22,7 +22,9 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir.clone(),
         rules_dir: cli.rules_dir.clone(),
     };
-    let config = match Config::load(cli.config.as_deref(), overrides) {
+    let loaded = Config::load(cli.config.as_deref(), overrides)
+        .and_then(|config| switchboard::outbound::check(&config).map(|()| config));
+    let config = match loaded {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };

@@ -7,11 +7,16 @@
 //! message to its [`Face`], whose replies it writes in request order. Its mailbox is bounded by
 //! `limits.send_queue`: the registry `try_send`s frames and drops a session that lets it fill.
 //!
+//! While a reply waits for another actor (the engine, the registry), the session keeps writing
+//! what the registry sends it; the messages the client sends meanwhile wait, in order and within
+//! a bound, until the reply is written.
+//!
 //! This is the only module that touches actix-web-actors (deprecated upstream in favour of
 //! actix-ws), so that a later move changes one file.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -19,13 +24,10 @@ use actix_web_actors::ws;
 use bytestring::ByteString;
 use futures_util::future::LocalBoxFuture;
 
-use crate::faces::FaceKind;
-use crate::registry::{Connect, Disconnect, Outgoing, Registry, SessionId};
-
-/// How often the server pings a silent client.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
-/// How long without a pong (or any frame) before the TCP connection is dropped.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(70);
+use crate::event::Event;
+use crate::registry::{
+    Closing, Connect, Disconnect, FaceKind, Frame, Outgoing, Registry, SessionId, CLIENT_TIMEOUT,
+};
 
 /// A close the face asks for.
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +44,8 @@ pub enum Out {
 }
 
 /// A face's answer to one message: frames now, or frames once a future resolves. The session
-/// handles no other frame of the connection until a `Later` has resolved, so replies stay in
-/// request order.
+/// hands the face no other message of the connection until a `Later` has resolved, so replies
+/// stay in request order; frames from the registry are written meanwhile.
 pub enum Handled {
     Now(Vec<Out>),
     Later(LocalBoxFuture<'static, Vec<Out>>),
@@ -63,16 +65,25 @@ pub trait Face: Unpin + 'static {
     /// The face's name in log lines.
     const NAME: &'static str;
 
-    /// Frames written as soon as the connection is registered, before anything is read.
-    fn opened(&mut self, link: &Link) -> Vec<Out>;
+    /// Frames written as soon as the connection is registered, before any message is handled.
+    fn opened(&mut self, link: &Link) -> Handled;
     /// One complete text message no larger than `limits.max_frame_bytes`.
     fn text(&mut self, text: &str, link: &Link) -> Handled;
     /// A message larger than `limit` bytes, discarded unparsed.
     fn too_big(&mut self, limit: usize, link: &Link) -> Handled;
-    /// Called for every complete data message before anything else is done with it; frames
-    /// returned here are written and the message is dropped (a rate limit).
-    fn admit(&mut self, _link: &Link) -> Option<Vec<Out>> {
+    /// Called for every complete data message (`text` or binary) before anything else is done
+    /// with it; frames returned here are written and the message is dropped (a rate limit).
+    fn admit(&mut self, _text: bool, _link: &Link) -> Option<Vec<Out>> {
         None
+    }
+    /// Whether the connection writes an encoded event, or the part of it labelled `label`
+    /// (all of them by default).
+    fn accepts(&mut self, _event: &Event, _label: Option<&'static str>) -> bool {
+        true
+    }
+    /// Frames written before the registry's close (by default none).
+    fn closing(&mut self, _why: Closing, _link: &Link) -> Vec<Out> {
+        Vec::new()
     }
     /// A complete binary message (ignored by default).
     fn binary(&mut self, length: usize, link: &Link) -> Handled {
@@ -117,6 +128,8 @@ pub fn start<F: Face>(
         },
         last_heard: Instant::now(),
         fragments: None,
+        waiting: false,
+        pending: Pending::default(),
     };
     ws::WsResponseBuilder::new(session, request, stream)
         .frame_size(limits.max_frame_bytes())
@@ -129,6 +142,29 @@ struct Fragments {
     bytes: Option<Vec<u8>>,
 }
 
+/// Client messages that arrived while a reply was waiting, in arrival order.
+#[derive(Default)]
+struct Pending {
+    items: VecDeque<Item>,
+    bytes: usize,
+}
+
+enum Item {
+    /// A complete data message, not yet handed to the face (`None`: over the size limit).
+    Message { text: bool, bytes: Option<Vec<u8>> },
+    /// Frames already decided (a rate-limit refusal), written in their turn.
+    Write(Vec<Out>),
+}
+
+/// How many client messages may wait behind a reply before the connection is closed.
+const MAX_PENDING: usize = 1024;
+
+/// Sent when a client sends more than the session may hold while a reply waits.
+const CLOSE_TOO_MANY_PENDING: Close = Close {
+    code: 1008,
+    reason: "Too many requests in flight",
+};
+
 struct Session<F: Face> {
     face: F,
     registry: Addr<Registry>,
@@ -136,6 +172,9 @@ struct Session<F: Face> {
     link: Link,
     last_heard: Instant,
     fragments: Option<Fragments>,
+    /// A reply is waiting for another actor: client messages go to `pending`.
+    waiting: bool,
+    pending: Pending,
 }
 
 impl<F: Face> Session<F> {
@@ -159,26 +198,80 @@ impl<F: Face> Session<F> {
         match handled {
             Handled::Now(outs) => self.write(outs, ctx),
             Handled::Later(future) => {
-                ctx.wait(
-                    future
-                        .into_actor(self)
-                        .map(|outs, session, ctx| session.write(outs, ctx)),
-                );
+                // `spawn`, not `wait`: the mailbox (the registry's frames) keeps flowing.
+                self.waiting = true;
+                ctx.spawn(future.into_actor(self).map(|outs, session, ctx| {
+                    session.waiting = false;
+                    session.write(outs, ctx);
+                    session.resume(ctx);
+                }));
             }
         }
     }
 
-    fn message(&mut self, text: bool, bytes: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
-        if let Some(refused) = self.face.admit(&self.link) {
-            self.write(refused, ctx);
-            return;
+    /// Handles the messages that waited, until one waits again.
+    fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while !self.waiting {
+            let Some(item) = self.pending.items.pop_front() else {
+                return;
+            };
+            match item {
+                Item::Write(outs) => self.write(outs, ctx),
+                Item::Message { text, bytes } => {
+                    self.pending.bytes -= bytes.as_ref().map_or(0, Vec::len);
+                    self.handle(text, bytes.as_deref(), ctx);
+                }
+            }
         }
-        let handled = if bytes.len() > self.limits.max_message_bytes {
-            self.face.too_big(self.limits.max_message_bytes, &self.link)
-        } else if !text {
-            self.face.binary(bytes.len(), &self.link)
-        } else {
-            match std::str::from_utf8(bytes) {
+    }
+
+    /// Queues `item` behind the waiting reply, or closes a client that sends too much meanwhile.
+    fn hold(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Item::Message {
+            bytes: Some(bytes), ..
+        } = &item
+        {
+            self.pending.bytes += bytes.len();
+        }
+        self.pending.items.push_back(item);
+        if self.pending.items.len() > MAX_PENDING
+            || self.pending.bytes > self.limits.max_frame_bytes()
+        {
+            log::warn!(
+                "{} session {}: too many requests while a reply waits, closing",
+                F::NAME,
+                self.link.id
+            );
+            self.pending = Pending::default();
+            self.write(vec![Out::Close(CLOSE_TOO_MANY_PENDING)], ctx);
+        }
+    }
+
+    /// A complete data message (`None`: over the size limit, discarded): admitted (or refused)
+    /// on arrival, handled in its turn.
+    fn message(&mut self, text: bool, bytes: Option<&[u8]>, ctx: &mut ws::WebsocketContext<Self>) {
+        let refused = self.face.admit(text, &self.link);
+        match (refused, self.waiting) {
+            (Some(refused), false) => self.write(refused, ctx),
+            (Some(refused), true) => self.hold(Item::Write(refused), ctx),
+            (None, false) => self.handle(text, bytes, ctx),
+            (None, true) => {
+                let bytes = bytes.map(<[u8]>::to_vec);
+                self.hold(Item::Message { text, bytes }, ctx)
+            }
+        }
+    }
+
+    /// A whole message, unless over the size limit.
+    fn fits<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        (bytes.len() <= self.limits.max_message_bytes).then_some(bytes)
+    }
+
+    fn handle(&mut self, text: bool, bytes: Option<&[u8]>, ctx: &mut ws::WebsocketContext<Self>) {
+        let handled = match bytes {
+            None => self.face.too_big(self.limits.max_message_bytes, &self.link),
+            Some(bytes) if !text => self.face.binary(bytes.len(), &self.link),
+            Some(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => self.face.text(text, &self.link),
                 Err(_) => {
                     // The protocol requires UTF-8 text frames; a peer that breaks it is closed.
@@ -191,7 +284,7 @@ impl<F: Face> Session<F> {
                     );
                     return;
                 }
-            }
+            },
         };
         self.apply(handled, ctx);
     }
@@ -225,17 +318,7 @@ impl<F: Face> Session<F> {
             actix_http::ws::Item::Last(bytes) => {
                 if let Some(mut fragments) = self.fragments.take() {
                     append(&mut fragments, &bytes);
-                    match fragments.bytes {
-                        Some(buffer) => self.message(fragments.text, &buffer, ctx),
-                        None => {
-                            if let Some(refused) = self.face.admit(&self.link) {
-                                self.write(refused, ctx);
-                                return;
-                            }
-                            let handled = self.face.too_big(limit, &self.link);
-                            self.apply(handled, ctx);
-                        }
-                    }
+                    self.message(fragments.text, fragments.bytes.as_deref(), ctx);
                 }
             }
         }
@@ -249,7 +332,7 @@ impl<F: Face> Actor for Session<F> {
         ctx.set_mailbox_capacity(self.limits.send_queue);
         let connect = Connect {
             face: F::KIND,
-            outgoing: ctx.address().recipient(),
+            outlet: Box::new(ctx.address().recipient::<Outgoing>()),
         };
         ctx.wait(
             self.registry
@@ -263,8 +346,8 @@ impl<F: Face> Actor for Session<F> {
                             F::NAME,
                             session.link.peer
                         );
-                        let hello = session.face.opened(&session.link);
-                        session.write(hello, ctx);
+                        let opened = session.face.opened(&session.link);
+                        session.apply(opened, ctx);
                     }
                     Err(error) => {
                         log::error!("{} session: the registry is gone: {error}", F::NAME);
@@ -287,21 +370,33 @@ impl<F: Face> Handler<Outgoing> for Session<F> {
 
     fn handle(&mut self, message: Outgoing, ctx: &mut Self::Context) {
         match message {
-            Outgoing::Frame(frame) => ctx.text(frame),
-            Outgoing::TooSlow => self.write(
-                vec![Out::Close(Close {
-                    code: 1008,
-                    reason: "Send queue full",
-                })],
-                ctx,
-            ),
-            Outgoing::ShuttingDown => self.write(
-                vec![Out::Close(Close {
-                    code: 1001,
-                    reason: "Server shutting down",
-                })],
-                ctx,
-            ),
+            Outgoing::Event(event, Frame::Text(text)) => {
+                if self.face.accepts(&event, None) {
+                    ctx.text(text)
+                }
+            }
+            Outgoing::Event(event, Frame::Labelled(parts)) => {
+                for (label, text) in parts.iter() {
+                    if self.face.accepts(&event, Some(label)) {
+                        ctx.text(text.clone());
+                    }
+                }
+            }
+            Outgoing::Event(_, Frame::Nothing) => {}
+            Outgoing::Close(why) => {
+                let mut outs = self.face.closing(why, &self.link);
+                outs.push(Out::Close(match why {
+                    Closing::TooSlow => Close {
+                        code: 1008,
+                        reason: "Send queue full",
+                    },
+                    Closing::ShuttingDown => Close {
+                        code: 1001,
+                        reason: "Server shutting down",
+                    },
+                }));
+                self.write(outs, ctx);
+            }
             Outgoing::Heartbeat if self.last_heard.elapsed() > CLIENT_TIMEOUT => {
                 log::info!(
                     "{} session {}: no pong for {} s, dropping the connection",
@@ -320,8 +415,8 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
     fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
         match message {
-            Ok(ws::Message::Text(text)) => self.message(true, text.as_bytes(), ctx),
-            Ok(ws::Message::Binary(bytes)) => self.message(false, &bytes, ctx),
+            Ok(ws::Message::Text(text)) => self.message(true, self.fits(text.as_bytes()), ctx),
+            Ok(ws::Message::Binary(bytes)) => self.message(false, self.fits(&bytes), ctx),
             Ok(ws::Message::Continuation(item)) => self.fragment(item, ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
@@ -345,5 +440,128 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
                 ctx.stop();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use actix_web::{App, HttpServer};
+    use awc::ws::{Frame as WsFrame, Message};
+    use futures::channel::oneshot;
+    use futures_util::{SinkExt, StreamExt};
+
+    use super::*;
+    use crate::registry::{Encode, Interest, Publish, SetEncoder, SetInterest};
+
+    /// A face whose `wait` request is answered only when the test says so.
+    struct Slow {
+        registry: Addr<Registry>,
+        release: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    }
+
+    impl Face for Slow {
+        const KIND: FaceKind = FaceKind::Custom;
+        const NAME: &'static str = "slow";
+
+        fn opened(&mut self, link: &Link) -> Handled {
+            let mut interest = Interest::default();
+            interest.add(None, "*", "*");
+            let (registry, session) = (self.registry.clone(), link.id);
+            Handled::Later(Box::pin(async move {
+                registry
+                    .send(SetInterest { session, interest })
+                    .await
+                    .unwrap();
+                vec![Out::Text("ready".into())]
+            }))
+        }
+
+        fn text(&mut self, text: &str, _: &Link) -> Handled {
+            if text != "wait" {
+                return Handled::Now(vec![Out::Text(format!("re: {text}").into())]);
+            }
+            let release = self.release.lock().unwrap().take().unwrap();
+            Handled::Later(Box::pin(async move {
+                release.await.unwrap();
+                vec![Out::Text("waited".into())]
+            }))
+        }
+
+        fn too_big(&mut self, _: usize, _: &Link) -> Handled {
+            Handled::Now(Vec::new())
+        }
+    }
+
+    struct Kind;
+
+    impl Encode for Kind {
+        fn encode(&self, event: &Event) -> Frame {
+            Frame::Text(event.kind.clone().into())
+        }
+    }
+
+    /// The next `count` text frames, each within 10 s.
+    async fn texts(
+        socket: &mut actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+        count: usize,
+    ) -> Vec<String> {
+        let mut texts = Vec::new();
+        for _ in 0..count {
+            let frame = actix_rt::time::timeout(Duration::from_secs(10), socket.next());
+            match frame.await.expect("a frame within 10 s").unwrap().unwrap() {
+                WsFrame::Text(text) => texts.push(String::from_utf8(text.to_vec()).unwrap()),
+                other => panic!("not text: {other:?}"),
+            }
+        }
+        texts
+    }
+
+    #[actix_rt::test]
+    async fn frames_flow_while_a_reply_waits_and_requests_keep_their_order() {
+        let registry = Registry::default().start();
+        registry
+            .send(SetEncoder(FaceKind::Custom, Box::new(Kind)))
+            .await
+            .unwrap();
+        let (release, released) = oneshot::channel();
+        let released = Arc::new(Mutex::new(Some(released)));
+        let limits = SessionLimits {
+            max_message_bytes: 1024,
+            send_queue: 16,
+        };
+        let shared = (registry.clone(), released);
+        let server = HttpServer::new(move || {
+            let (registry, release) = shared.clone();
+            App::new().default_service(web::to(
+                move |request: HttpRequest, stream: web::Payload| {
+                    let face = Slow {
+                        registry: registry.clone(),
+                        release: release.clone(),
+                    };
+                    let registry = registry.clone();
+                    async move { start(face, registry, limits, &request, stream) }
+                },
+            ))
+        });
+        let (url, _server) =
+            crate::faces::listen(server, "slow", "127.0.0.1:0".parse().unwrap(), "ws", "/")
+                .unwrap();
+        let (_, mut socket) = awc::Client::new().ws(url).connect().await.unwrap();
+        assert_eq!(texts(&mut socket, 1).await, ["ready"]);
+        socket.send(Message::Text("wait".into())).await.unwrap();
+        socket.send(Message::Text("after".into())).await.unwrap();
+        // Nothing answers `wait` yet: each event still reaches the client meanwhile (a paused
+        // mailbox would hold the first one until the reply).
+        for kind in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            let event = Event::new("test", kind, serde_json::json!({}));
+            registry.send(Publish(Arc::new(event))).await.unwrap();
+            assert_eq!(texts(&mut socket, 1).await, [kind]);
+        }
+        release.send(()).unwrap();
+        let replies = texts(&mut socket, 2).await;
+        assert_eq!(replies, ["waited", "re: after"]);
     }
 }

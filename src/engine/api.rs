@@ -1,4 +1,4 @@
-//! The engine's side of the HTTP document API (rules.md §15): reading the stored documents,
+//! The engine's side of the HTTP document API (docs/rules.md §15): reading the stored documents,
 //! writing and deleting their files (validated first, written atomically), and applying the
 //! change at once instead of waiting for the watcher.
 

@@ -1,10 +1,10 @@
-//! Conditions (rules.md §4) and fact paths (§2): parsed and checked at load, evaluated against a
+//! Conditions (docs/rules.md §4) and fact paths (§2): parsed and checked at load, evaluated against a
 //! run's facts with a trace of every node.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use regex::{Regex, RegexBuilder};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::document::Invalid;
 use super::template::JsonTemplate;
@@ -91,29 +91,10 @@ pub enum Condition {
     Leaf(Box<Leaf>),
 }
 
-/// Compiles a JSONPath, refusing one that jsonpath_lib rejects or panics on.
-pub fn compile_json_path(path: &str) -> Result<jsonpath_lib::Compiled, String> {
-    // jsonpath_lib 0.3.0 panics when a filter refers to the root (`$.a[?(@.b == $.c)]`).
-    if path[1..].contains('$') {
-        return Err(format!(
-            "JSONPath {path:?}: a `$` inside a filter is not supported"
-        ));
-    }
-    let compiled = catch_unwind(|| jsonpath_lib::Compiled::compile(path))
-        .map_err(|_| format!("JSONPath {path:?} is not supported"))??;
-    // Some expressions only fail when evaluated: try once on an empty event.
-    let probe = json!({"id": "", "source": "", "type": "", "timestamp": "", "user": null, "room": null, "data": {}});
-    match catch_unwind(AssertUnwindSafe(|| compiled.select(&probe).map(|_| ()))) {
-        Ok(Ok(())) => Ok(compiled),
-        Ok(Err(error)) => Err(format!("JSONPath {path:?}: {error:?}")),
-        Err(_) => Err(format!("JSONPath {path:?} is not supported")),
-    }
-}
-
 /// Parses a fact path (`event.data.x`, `args.target`, `$.data.items[0]`).
 pub fn parse_fact(text: &str) -> Result<Fact, String> {
     if text.starts_with('$') {
-        return compile_json_path(text).map(Fact::JsonPath);
+        return crate::jsonpath::compile_json_path(text).map(Fact::JsonPath);
     }
     let mut segments = text.split('.');
     let root = match segments.next() {
@@ -322,7 +303,7 @@ fn text_of(value: &Value) -> String {
     }
 }
 
-/// `eq` of rules.md §4.2: numbers numerically (integers exactly), else JSON equality.
+/// `eq` of docs/rules.md §4.2: numbers numerically (integers exactly), else JSON equality.
 pub fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
@@ -398,6 +379,8 @@ fn contains(actual: &Value, value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jsonpath::compile_json_path;
+    use serde_json::json;
 
     fn leaf(condition: Value) -> Leaf {
         match Condition::parse(&condition, "").unwrap() {

@@ -1,5 +1,5 @@
 //! The engine's core, shared by the live actor and dry runs: from event or call to run
-//! (rules.md §9). Stages 2–7 (match, args, variables, conditions, limits, mode) run synchronously
+//! (docs/rules.md §9). Stages 2–7 (match, args, variables, conditions, limits, mode) run synchronously
 //! here, in order, so admission is deterministic; admitted runs are spawned through the [`Env`].
 //!
 //! The core lives in an `Rc<RefCell<_>>` on one thread; runs hold a clone and never keep it
@@ -264,7 +264,7 @@ pub fn on_event(shared: &Shared, event: &Event) -> Vec<(String, Admitted)> {
     admitted
 }
 
-/// A call (rules.md §10.1) of a callable by id (tried first) or name, or a force-run of a rule.
+/// A call (docs/rules.md §10.1) of a callable by id (tried first) or name, or a force-run of a rule.
 pub fn call(
     shared: &Shared,
     id: Option<&str>,
@@ -482,7 +482,7 @@ fn scope_key(limit: &Limit, facts: &Facts, event: &Event) -> Option<Result<Strin
 
 type Denial = (Outcome, Value);
 
-/// Checks cooldowns then rate limits, in the order written (rules.md §7). Returns the first
+/// Checks cooldowns then rate limits, in the order written (docs/rules.md §7). Returns the first
 /// refusal, the trace entries, and the (state key, limit) pairs to commit on admission.
 fn check_limits(
     document: &Document,
@@ -582,7 +582,7 @@ fn commit_limit(env: &SharedEnv, key: &str, kind: LimitKind, now: i64) {
     }
 }
 
-/// The `ruleDenied` event of rules.md §7.
+/// The `ruleDenied` event of docs/rules.md §7.
 fn publish_denial(
     env: &SharedEnv,
     document: &Document,

@@ -1,4 +1,4 @@
-//! The credits recorder (rules.md §13): Streamer.bot's end-of-stream credits, kept from every
+//! The credits recorder (docs/rules.md §13): Streamer.bot's end-of-stream credits, kept from every
 //! published event and from `credits.add` steps, persisted in the `credits` tree.
 //!
 //! The recorder is plain state owned by the engine actor; the engine persists it (and waits for
@@ -43,7 +43,7 @@ const TOP: usize = 10;
 pub const STALE_AFTER: Duration = Duration::hours(12);
 /// The names `TestCredits` fills every list with.
 pub const TEST_NAMES: &[&str] = &["TestUser1", "TestUser2", "TestUser3"];
-/// Event types read as chat messages (rules.md §3.2 default list), normalised.
+/// Event types read as chat messages (docs/rules.md §3.2 default list), normalised.
 const CHAT_TYPES: &[&str] = &["chat", "chatmessage", "message", "messagecreate"];
 
 /// Totals per user for one top list, in first-seen order; `period` names the month or week.

@@ -1,4 +1,4 @@
-//! The documents under `rules_dir` (rules.md §1, §3, §6, §7, §8): their serde model and the
+//! The documents under `rules_dir` (docs/rules.md §1, §3, §6, §7, §8): their serde model and the
 //! checks that turn a JSON file into a validated, compiled [`Document`] (a rule or an action).
 //! Checks that span documents (unique ids and names, `run_action` targets) are the loader's.
 
@@ -74,7 +74,7 @@ impl Kind {
     }
 }
 
-/// What happens when a document is started while runs of it are active (rules.md §8).
+/// What happens when a document is started while runs of it are active (docs/rules.md §8).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -166,7 +166,7 @@ pub enum TriggerForm {
     Call,
 }
 
-/// Which gift-streak updates match (rules.md §3.4).
+/// Which gift-streak updates match (docs/rules.md §3.4).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Streak {
@@ -175,7 +175,7 @@ pub enum Streak {
     Every,
 }
 
-/// A chat command trigger (rules.md §3.2).
+/// A chat command trigger (docs/rules.md §3.2).
 #[derive(Debug)]
 pub struct Command {
     /// The names as written, with a compiled pattern each.
@@ -225,7 +225,7 @@ struct RawCommand {
 /// The default event types a command reads as chat messages.
 pub const CHAT_TYPES: &[&str] = &["chat", "ChatMessage", "message", "messageCreate"];
 
-/// Cooldowns and rate limits (rules.md §7).
+/// Cooldowns and rate limits (docs/rules.md §7).
 #[derive(Debug, Default)]
 pub struct Limits {
     pub cooldowns: Vec<Limit>,
@@ -832,7 +832,7 @@ fn parse_steps(values: &[Value], at: &str) -> Result<Vec<Step>, Invalid> {
         .collect()
 }
 
-/// The step kinds of the catalogue, in rules.md order.
+/// The step kinds of the catalogue, in docs/rules.md order.
 const STEP_KINDS: &[&str] = &[
     "delay",
     "if",

@@ -1,4 +1,4 @@
-//! Dry runs (rules.md §12): a document's in-file tests, `switchboard rules test`, and
+//! Dry runs (docs/rules.md §12): a document's in-file tests, `switchboard rules test`, and
 //! `POST /rules/{id}/test`. Everything is evaluated as on the live server, but on a virtual clock
 //! that starts at 2026-01-01T00:00:00Z and jumps from one pending timer to the next, with a scratch
 //! overlay for variables, credits and limits, and with `emit`, `ws.send` and `log` recorded
@@ -503,7 +503,7 @@ pub struct Mismatch {
     pub got: Value,
 }
 
-/// Whether `actual` matches the pattern `expected` (rules.md §12): objects by the expected keys,
+/// Whether `actual` matches the pattern `expected` (docs/rules.md §12): objects by the expected keys,
 /// arrays element by element with the same length, numbers numerically.
 pub fn pattern(expected: &Value, actual: &Value, at: &str) -> Result<(), Box<Mismatch>> {
     let mismatch = || {

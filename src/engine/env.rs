@@ -46,7 +46,7 @@ pub trait Env {
     fn publish(&self, event: Event) -> LocalBoxFuture<'static, Result<(), Failure>>;
     fn send(&self, connection: &str, text: String) -> LocalBoxFuture<'static, Result<(), Failure>>;
     fn log(&self, level: log::Level, text: String);
-    /// Limit state (rules.md §7) under its key.
+    /// Limit state (docs/rules.md §7) under its key.
     fn limit(&self, key: &str) -> Option<Value>;
     fn set_limit(&self, key: &str, value: Value);
 }
@@ -195,7 +195,7 @@ impl Env for Live {
     }
 
     fn set_limit(&self, key: &str, value: Value) {
-        // Flushed by sled within its flush interval (500 ms): rules.md §15 allows that loss.
+        // Flushed by sled within its flush interval (500 ms): docs/rules.md §15 allows that loss.
         if let Err(error) = self.limits.insert(key, &value) {
             store_failure(error);
         }

@@ -1,4 +1,4 @@
-//! What conditions and templates see during a run (rules.md §2): the event, the run's args, the
+//! What conditions and templates see during a run (docs/rules.md §2): the event, the run's args, the
 //! persisted globals and the event user's variables, plus `run` and the time for templates.
 //! Condition evaluation lives here because it reads facts and writes captures into args.
 
@@ -60,7 +60,7 @@ impl Facts {
         Value::Object(context)
     }
 
-    /// Sets `args.match` and the named groups of a regex match (rules.md §4.3).
+    /// Sets `args.match` and the named groups of a regex match (docs/rules.md §4.3).
     pub fn capture(&mut self, regex: &regex::Regex, captures: &regex::Captures<'_>) {
         let groups: Vec<Value> = captures
             .iter()

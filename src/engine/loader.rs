@@ -1,4 +1,4 @@
-//! Reads the documents under `rules_dir` (rules.md §1, §14, §15): every `*.json` file not starting
+//! Reads the documents under `rules_dir` (docs/rules.md §1, §14, §15): every `*.json` file not starting
 //! with `.`, sub-folders included, in path order. Valid files replace their stored copy in sled;
 //! an invalid file is reported as `<path>: <pointer>: <reason>` and its last good version, if the
 //! store has one, stays live. Stored documents whose file is gone are removed.
@@ -30,7 +30,7 @@ impl DocumentSet {
         })
     }
 
-    /// The callable (rules.md §10.1) with this id, else with this name.
+    /// The callable (docs/rules.md §10.1) with this id, else with this name.
     pub fn callable(&self, id: Option<&str>, name: Option<&str>) -> Option<&Arc<Document>> {
         let callables = || {
             self.documents
@@ -49,7 +49,7 @@ impl DocumentSet {
     }
 }
 
-/// One entry of `GetActions` (rules.md §10.2), on the WebSocket and the HTTP face alike.
+/// One entry of `GetActions` (docs/rules.md §10.2), on the WebSocket and the HTTP face alike.
 #[derive(Debug, Clone, Serialize)]
 pub struct Callable {
     pub id: String,

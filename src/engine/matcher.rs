@@ -1,4 +1,4 @@
-//! Matching (rules.md §3, §9 stages 2–3): rules indexed by normalised event type, so that an event
+//! Matching (docs/rules.md §3, §9 stages 2–3): rules indexed by normalised event type, so that an event
 //! visits only its candidate rules, and the trigger forms: event types with sources and gift
 //! streaks, chat commands, and the `where` condition.
 
@@ -98,7 +98,7 @@ pub fn match_rule(
     None
 }
 
-/// A TikTok gift update that is not the streak's last (rules.md §3.4).
+/// A TikTok gift update that is not the streak's last (docs/rules.md §3.4).
 fn in_progress(event: &Value) -> bool {
     let data = &event["data"];
     data.get("repeatEnd") == Some(&Value::Bool(false))

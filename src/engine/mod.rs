@@ -41,8 +41,8 @@ use self::loader::{DocumentSet, Mirror};
 use self::trace::Trace;
 use crate::config::RawOutbound;
 use crate::event::Event;
-use crate::faces::streamerbot::catalogue::Catalogue;
-use crate::outbound::OutboundManager;
+use crate::names::Names;
+use crate::outbound::{self, OutboundManager};
 use crate::registry::{Publish, Registry};
 use crate::store::{Store, StoreError, Table};
 
@@ -60,7 +60,8 @@ pub enum EngineError {
     /// `triggerRule`: the message says which rule was looked for, or that it is disabled.
     #[error("{0}")]
     RuleNotFound(String),
-    #[error("Internal error: {0}")]
+    /// The cause is logged where it is met, never shown to a client.
+    #[error("Internal error")]
     Store(#[from] StoreError),
 }
 
@@ -69,7 +70,7 @@ pub enum EngineError {
 #[rtype(result = "Result<Uuid, EngineError>")]
 pub struct Inject(pub Event);
 
-/// Who called an action from outside: the synthetic event's source (rules.md §10.1).
+/// Who called an action from outside: the synthetic event's source (docs/rules.md §10.1).
 #[derive(Debug, Clone, Copy)]
 pub enum Caller {
     Streamerbot,
@@ -130,7 +131,7 @@ pub struct GetTraces {
 #[rtype(result = "Result<Vec<String>, EngineError>")]
 pub struct Reload;
 
-/// A dry run of one document on the live state (rules.md §12, `POST /rules/{id}/test`).
+/// A dry run of one document on the live state (docs/rules.md §12, `POST /rules/{id}/test`).
 #[derive(Message)]
 #[rtype(result = "Result<Value, EngineError>")]
 pub struct DryRun {
@@ -154,9 +155,9 @@ pub struct RuleEngine {
     outbound: Addr<OutboundManager>,
     store: Store,
     /// Names of injected events are recorded here, and flushed with the event's credits, so
-    /// that a category an acknowledged event introduced survives a crash.
-    catalogue: Arc<Catalogue>,
-    /// Outbound connections, for the catalogue's configured categories.
+    /// that a name an acknowledged event introduced survives a crash.
+    names: Arc<Names>,
+    /// Outbound connections, for the configured names.
     connections: Vec<RawOutbound>,
     rules_dir: PathBuf,
     mirror: Mirror,
@@ -180,7 +181,7 @@ const CREDITS_KEY: &str = "state";
 pub struct Setup {
     pub registry: Addr<Registry>,
     pub outbound: Addr<OutboundManager>,
-    pub catalogue: Arc<Catalogue>,
+    pub names: Arc<Names>,
     pub connections: Vec<RawOutbound>,
     pub rules_dir: PathBuf,
 }
@@ -208,13 +209,13 @@ impl RuleEngine {
         }
         let documents = Arc::new(loaded.documents.clone());
         setup
-            .catalogue
+            .names
             .set_configured(configured_names(&setup.connections, &documents));
         let engine = RuleEngine {
             registry: setup.registry,
             outbound: setup.outbound,
             store: store.clone(),
-            catalogue: setup.catalogue,
+            names: setup.names,
             connections: setup.connections,
             rules_dir: setup.rules_dir,
             mirror,
@@ -279,16 +280,16 @@ impl RuleEngine {
 
     fn swap(&mut self, documents: DocumentSet) {
         let documents = Arc::new(documents);
-        self.catalogue
+        self.names
             .set_configured(configured_names(&self.connections, &documents));
         self.core().borrow_mut().replace(documents.clone());
         self.documents = documents;
     }
 }
 
-/// The categories and types configuration names, for the Streamer.bot catalogue (streamerbot.md
-/// §5.4): outbound sources with their default type, rule trigger sources with their `on`, and
-/// literal `emit` names.
+/// The sources and types configuration names (listed by the Streamer.bot face's catalogue,
+/// docs/streamerbot.md §5.4): outbound sources with their default type, rule trigger sources
+/// with their `on`, and literal `emit` names.
 pub fn configured_names(
     connections: &[RawOutbound],
     documents: &DocumentSet,
@@ -372,8 +373,32 @@ impl Handler<Inject> for RuleEngine {
     type Result = ResponseFuture<Result<Uuid, EngineError>>;
 
     fn handle(&mut self, Inject(event): Inject, ctx: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.inject(event, ctx))
+    }
+}
+
+impl Handler<outbound::Received> for RuleEngine {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, received: outbound::Received, ctx: &mut Context<Self>) -> Self::Result {
+        let durable = self.inject(received.0, ctx);
+        Box::pin(async move {
+            if let Err(error) = durable.await {
+                log::error!("engine: an outbound event's records were not stored: {error:?}");
+            }
+        })
+    }
+}
+
+impl RuleEngine {
+    /// Records, publishes and matches `event`; resolves to its id once its records are on disk.
+    fn inject(
+        &mut self,
+        event: Event,
+        ctx: &mut Context<Self>,
+    ) -> impl std::future::Future<Output = Result<Uuid, EngineError>> {
         let id = event.id;
-        let named = self.catalogue.record(&event.source, &event.kind);
+        let named = self.names.record(&event.source, &event.kind);
         let credited = self.credits.record(&event);
         let event = Arc::new(event);
         self.registry.do_send(Publish(event.clone()));
@@ -382,12 +407,12 @@ impl Handler<Inject> for RuleEngine {
             self.credits_changed = true;
         }
         let durable = (named || credited).then(|| self.durable(ctx));
-        Box::pin(async move {
+        async move {
             if let Some(durable) = durable {
                 durable.await?;
             }
             Ok(id)
-        })
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! One run of a document's steps (rules.md §6), as a future spawned by the core: a `delay`
+//! One run of a document's steps (docs/rules.md §6), as a future spawned by the core: a `delay`
 //! blocks neither the engine nor any other run. Every step is traced; a failing step ends the
 //! run with outcome `error` unless it has `continueOnError`.
 
@@ -17,7 +17,7 @@ use super::facts::Facts;
 use super::trace::{Outcome, Trace};
 use crate::event::{normalise, Event, User};
 
-/// How many `emit` hops an event may be from the outside event that caused it (rules.md §6.2).
+/// How many `emit` hops an event may be from the outside event that caused it (docs/rules.md §6.2).
 pub const MAX_HOPS: u8 = 8;
 
 /// What a step does to its run.
@@ -402,7 +402,7 @@ impl Run {
     }
 }
 
-/// The `set` operations (rules.md §6.1).
+/// The `set` operations (docs/rules.md §6.1).
 pub fn apply(
     op: SetOp,
     current: Option<Value>,

@@ -1,4 +1,4 @@
-//! Templates (rules.md §5): minijinja over the run's facts. A string containing `{{` or `{%` is a
+//! Templates (docs/rules.md §5): minijinja over the run's facts. A string containing `{{` or `{%` is a
 //! template, checked when its document loads; a string that is exactly one `{{ expression }}`
 //! evaluates to the expression's JSON value, every other template renders to a string.
 

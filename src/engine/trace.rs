@@ -1,4 +1,4 @@
-//! Run traces (rules.md §11): one per run and per refusal after a trigger matched, kept in a
+//! Run traces (docs/rules.md §11): one per run and per refusal after a trigger matched, kept in a
 //! ring of the last [`RING`] per document (memory only), newest first when read.
 
 use std::collections::{HashMap, VecDeque};

@@ -1,4 +1,4 @@
-//! Hot reload (rules.md §15): watches `rules_dir` recursively, gathers changes for 250 ms and
+//! Hot reload (docs/rules.md §15): watches `rules_dir` recursively, gathers changes for 250 ms and
 //! asks the engine to reload once, so that an edit takes effect within a second.
 //!
 //! Only creations, modifications and removals count: inotify also reports the reads the reload

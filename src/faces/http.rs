@@ -8,7 +8,7 @@
 
 use actix::Addr;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -16,6 +16,7 @@ use crate::engine::api::{DeleteDocument, GetDocument, ListDocuments, PutDocument
 use crate::engine::document::Kind;
 use crate::engine::{self, Caller, EngineError, RuleEngine};
 use crate::event::{Event, User};
+use crate::faces::{listen, listening, Setup, StartError, Started};
 use crate::outbound::{
     DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
 };
@@ -24,6 +25,27 @@ use crate::outbound::{
 pub struct Shared {
     pub engine: Addr<RuleEngine>,
     pub outbound: Addr<OutboundManager>,
+}
+
+/// Starts the face, if enabled.
+pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
+    let listener = &setup.config.http;
+    if !listener.enabled {
+        return Ok(None);
+    }
+    let shared = web::Data::new(Shared {
+        engine: setup.engine.clone(),
+        outbound: setup.outbound.clone(),
+    });
+    let max_body = setup.limits.max_message_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(routes)
+    });
+    let bound = listen(server, "http", listener.bind, "http", "/")?;
+    Ok(Some(listening("http", bound)))
 }
 
 /// Mounts the routes.
@@ -85,10 +107,7 @@ fn engine_error(engine_error: EngineError) -> HttpResponse {
 
 fn mailbox_error(cause: actix::MailboxError) -> HttpResponse {
     log::error!("http: the engine is not answering: {cause}");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("Internal error: {cause}"),
-    )
+    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
 }
 
 /// Sends `message` to the engine and answers with `answer` of its result, or its error form.
@@ -202,7 +221,7 @@ async fn inject(shared: web::Data<Shared>, bytes: web::Bytes) -> HttpResponse {
         request.data.unwrap_or_else(|| Value::Object(Map::new())),
     );
     event.user = request.user;
-    event.room = request.room;
+    event.room = request.room.filter(|room| !room.is_empty());
     ask(&shared.engine, engine::Inject(event), |id| {
         HttpResponse::Ok().json(json!({"status": "ok", "eventId": id}))
     })
@@ -322,14 +341,16 @@ fn outbound_error(cause: OutboundError) -> HttpResponse {
         OutboundError::NotFound(_) => StatusCode::NOT_FOUND,
         OutboundError::Invalid(_) => StatusCode::BAD_REQUEST,
         OutboundError::FromFile(_) => StatusCode::CONFLICT,
-        OutboundError::NotConnected(..) | OutboundError::Store(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
+        OutboundError::NotConnected(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        OutboundError::Store(_) => {
+            log::error!("http: {cause}");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");
         }
     };
     error(status, cause.to_string())
 }
 
-/// Every outbound connection's status (custom.md §2.6).
+/// Every outbound connection's status (docs/custom.md §2.6).
 async fn list_connections(shared: web::Data<Shared>) -> HttpResponse {
     match shared.outbound.send(ListConnections).await {
         Ok(statuses) => {

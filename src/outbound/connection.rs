@@ -1,4 +1,4 @@
-//! One outbound connection (custom.md §2.2–§2.7): an actor that dials a foreign WebSocket server
+//! One outbound connection (docs/custom.md §2.2–§2.7): an actor that dials a foreign WebSocket server
 //! with awc, maps every JSON message it receives into an event for the engine, keeps a status,
 //! carries `ws.send` frames out, and redials with capped exponential backoff and jitter.
 
@@ -18,7 +18,6 @@ use serde::Serialize;
 use super::mapping::Mapping;
 use super::OutboundError;
 use crate::config::{AuthMode, OutboundAuth};
-use crate::engine::{Inject, RuleEngine};
 use crate::event::format_time;
 
 /// How long a dial may take.
@@ -46,7 +45,7 @@ pub struct Settings {
     pub max_frame_bytes: usize,
 }
 
-/// What the HTTP API reports (custom.md §2.6).
+/// What the HTTP API reports (docs/custom.md §2.6).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -97,7 +96,7 @@ enum State {
 /// One outbound connection.
 pub struct Connection {
     settings: Settings,
-    engine: Addr<RuleEngine>,
+    events: Recipient<super::Received>,
     state: State,
     since: DateTime<Utc>,
     last_error: Option<(String, DateTime<Utc>)>,
@@ -111,10 +110,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(settings: Settings, engine: Addr<RuleEngine>) -> Connection {
+    pub fn new(settings: Settings, events: Recipient<super::Received>) -> Connection {
         Connection {
             settings,
-            engine,
+            events,
             state: State::Disabled,
             since: Utc::now(),
             last_error: None,
@@ -256,7 +255,7 @@ impl Connection {
                     &self.settings.source,
                     &self.settings.default_type,
                 );
-                self.engine.do_send(Inject(event));
+                self.events.do_send(super::Received(event));
             }
             Err(_) => log::debug!(
                 "outbound {}: ignored a text frame that is not JSON: {}",

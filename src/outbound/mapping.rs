@@ -1,4 +1,4 @@
-//! The JSONPath mapping of an outbound connection (custom.md §2.3): target paths into an
+//! The JSONPath mapping of an outbound connection (docs/custom.md §2.3): target paths into an
 //! `Event` from expressions evaluated against each incoming message. Every expression is compiled
 //! (and refused if jsonpath_lib cannot run it) when the connection is configured.
 
@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::engine::condition::compile_json_path;
-use crate::event::{Event, User};
-use crate::faces::custom::protocol::coerce;
+use crate::event::{coerce, Event, User};
+use crate::jsonpath::compile_json_path;
 
 /// Why a mapping cannot be used: the target and the reason.
 #[derive(Debug, Clone, PartialEq)]

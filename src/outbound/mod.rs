@@ -1,4 +1,4 @@
-//! The outbound-client manager: Switchboard's custom WebSocket client connections (custom.md,
+//! The outbound-client manager: Switchboard's custom WebSocket client connections (docs/custom.md,
 //! part 2), one [`connection::Connection`] child actor per connection.
 //!
 //! Connections come from `[[outbound]]` in the file and from the store's `connections` tree
@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status};
 use self::mapping::Mapping;
-use crate::config::{OutboundAuth, RawOutbound};
-use crate::engine::RuleEngine;
+use crate::config::{Config, ConfigError, OutboundAuth, RawOutbound};
+use crate::event::Event;
 use crate::store::{StoreError, Table};
 
 /// Why a frame could not be sent, or a connection could not be configured.
@@ -115,7 +115,7 @@ struct Child {
 
 /// The manager actor.
 pub struct OutboundManager {
-    engine: Option<Addr<RuleEngine>>,
+    events: Option<Recipient<Received>>,
     configured: Vec<RawOutbound>,
     stored: Table<Value>,
     max_frame_bytes: usize,
@@ -131,7 +131,7 @@ impl OutboundManager {
         max_frame_bytes: usize,
     ) -> OutboundManager {
         OutboundManager {
-            engine: None,
+            events: None,
             configured,
             stored,
             max_frame_bytes,
@@ -140,7 +140,7 @@ impl OutboundManager {
     }
 
     fn spawn(&mut self, settings: Settings, from_file: bool) {
-        let Some(engine) = self.engine.clone() else {
+        let Some(events) = self.events.clone() else {
             return;
         };
         let name = settings.name.clone();
@@ -148,7 +148,7 @@ impl OutboundManager {
             child.address.do_send(Reconfigure(Box::new(settings)));
             return;
         }
-        let address = Connection::new(settings, engine).start();
+        let address = Connection::new(settings, events).start();
         self.children.insert(name, Child { from_file, address });
     }
 }
@@ -172,10 +172,30 @@ impl Handler<ShutDown> for OutboundManager {
     }
 }
 
-/// Hands the manager the engine and dials every connection.
+/// Hands the manager where events go (the engine) and dials every connection.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Start(pub Addr<RuleEngine>);
+pub struct Start(pub Recipient<Received>);
+
+/// An event a connection received and mapped, for the engine.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Received(pub Event);
+
+/// Checks the file's `[[outbound]]` connections as the manager will, so that a bad one stops
+/// the start with `file: outbound[i].key: reason`.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    for (index, raw) in config.outbound.iter().enumerate() {
+        if let Err((key, reason)) = settings(raw, config.limits.max_frame_bytes) {
+            return Err(ConfigError::Invalid {
+                path: config.origin.clone(),
+                key: format!("outbound[{index}].{key}"),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
 
 impl Actor for OutboundManager {
     type Context = Context<Self>;
@@ -191,8 +211,8 @@ impl Supervised for OutboundManager {
 impl Handler<Start> for OutboundManager {
     type Result = ();
 
-    fn handle(&mut self, Start(engine): Start, _: &mut Context<Self>) {
-        self.engine = Some(engine);
+    fn handle(&mut self, Start(events): Start, _: &mut Context<Self>) {
+        self.events = Some(events);
         for raw in self.configured.clone() {
             match settings(&raw, self.max_frame_bytes) {
                 Ok(settings) => self.spawn(settings, true),
@@ -322,5 +342,31 @@ impl Handler<DeleteConnection> for OutboundManager {
             stored.delete(&message.name).await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides, RawConfig};
+
+    fn checked(text: &str) -> Result<(), String> {
+        let raw: RawConfig = toml::from_str(text).unwrap();
+        let config = Config::resolve(raw, Overrides::default(), "test.toml").unwrap();
+        check(&config).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn an_invalid_outbound_mapping_names_its_target() {
+        let text = "[[outbound]]\nname = \"g\"\nurl = \"ws://127.0.0.1:9/\"\nmapping = { \"user.id\" = \"$.a[?(@.b == $.c)]\" }\n";
+        let error = checked(text).unwrap_err();
+        assert!(
+            error.starts_with("test.toml: outbound[0].mapping.\"user.id\": invalid JSONPath"),
+            "{error}"
+        );
+        let nested = "[[outbound]]\nname = \"g\"\nurl = \"ws://127.0.0.1:9/\"\n[outbound.mapping]\nuser.id = \"$.x\"\n";
+        assert!(checked(nested).is_ok());
+        let tls = "[[outbound]]\nname = \"g\"\nurl = \"wss://example.invalid/\"\n";
+        assert!(checked(tls).unwrap_err().contains("outbound[0].url"));
     }
 }

@@ -47,7 +47,7 @@ pub enum StoreError {
     Stopped,
 }
 
-/// The names of the trees, as ARCHITECTURE.md lists them.
+/// The names of the trees: one per kind of record (README, "Storage").
 pub const TREES: &[&str] = &[
     "actions",
     "rules",

@@ -108,11 +108,8 @@ fn server_with_shipped_rules() -> TestServer {
 #[tokio::test]
 async fn the_game_client_example_injects_and_triggers_a_rule_by_name() {
     let server = server_with_shipped_rules();
-    let stdout = run_example(
-        "game_client",
-        &["--url", server.url("custom"), "--token", server.token()],
-    )
-    .await;
+    let token = format!("--token={}", server.token());
+    let stdout = run_example("game_client", &["--url", server.url("custom"), &token]).await;
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -180,6 +177,8 @@ async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
         custom_toml: "rate_limit_per_second = 100000\n".into(),
         ..Options::default()
     });
+    // `--token=…` in one argument: a generated token may start with `-`.
+    let token = format!("--token={}", server.token());
     let stdout = run_example(
         "loadgen",
         &[
@@ -189,8 +188,7 @@ async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
             server.url("streamerbot"),
             "--publish",
             server.url("custom"),
-            "--token",
-            server.token(),
+            &token,
             "--subscribers",
             "5",
             "--window",

@@ -429,7 +429,7 @@ async fn the_server_pings_a_silent_client_within_one_heartbeat_interval() {
     let (mut ws, _) = Ws::streamerbot(&server).await;
     // One registry timer pings a thirtieth of the sessions each second: every session once per
     // interval, whichever slice it fell in.
-    let within = switchboard::session::HEARTBEAT_INTERVAL + crate::support::TIMEOUT;
+    let within = switchboard::registry::HEARTBEAT_INTERVAL + crate::support::TIMEOUT;
     assert_eq!(ws.ping(within).await, Vec::<u8>::new());
     // The connection stays open and keeps answering.
     let reply = ws.request(json!({"request": "GetInfo", "id": "i"})).await;

@@ -1,4 +1,4 @@
-//! The VMSC Custom WebSocket face (custom.md part 1), for game engines, chatbots and overlays
+//! The VMSC Custom WebSocket face (docs/custom.md part 1), for game engines, chatbots and overlays
 //! written against VMSC.
 //!
 //! [`upgrade`] authenticates the upgrade (bearer header or `?token=`), takes a connection slot,
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
@@ -22,10 +22,68 @@ use serde_json::json;
 use self::protocol::{ErrorCode, Refusal, Request};
 use crate::config::Secret;
 use crate::engine::{self, EngineError, RuleEngine};
-use crate::event::normalise;
-use crate::faces::FaceKind;
-use crate::registry::{Interest, Registry, SetInterest};
+use crate::event::{normalise, Event};
+use crate::faces::{listen, listening, Setup, StartError, Started};
+use crate::registry::{Encode, FaceKind, Frame, Interest, Registry, SetInterest};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
+
+/// Starts the face, if enabled: the token (generated and stored on first start when none is
+/// configured), the encoder, the listener, and the banner's token line.
+pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
+    let config = &setup.config.custom;
+    if !config.listener.enabled {
+        return Ok(None);
+    }
+    let generated = config.token.is_empty();
+    let token = if generated {
+        Secret(
+            setup
+                .store
+                .meta_string_or_insert(TOKEN_KEY, generate_token)
+                .await?,
+        )
+    } else {
+        config.token.clone()
+    };
+    let origin = if generated {
+        "generated, kept in the data dir"
+    } else {
+        "from custom.token"
+    };
+    let note = format!(
+        "custom token {} ({origin}; send it as Authorization: Bearer or ?token=)",
+        token.expose()
+    );
+    setup.install(FaceKind::Custom, Encoder).await?;
+    let shared = web::Data::new(Arc::new(Shared {
+        token,
+        max_connections: config.max_connections as usize,
+        rate_limit_per_second: NonZeroU32::new(config.rate_limit_per_second)
+            .expect("the configuration refuses a rate of 0"),
+        open: Arc::default(),
+        registry: setup.registry.clone(),
+        engine: setup.engine.clone(),
+        limits: setup.limits,
+    }));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .default_service(web::to(upgrade))
+    });
+    let bound = listen(server, "custom", config.listener.bind, "ws", "/")?;
+    let mut started = listening("custom", bound);
+    started.notes.push(note);
+    Ok(Some(started))
+}
+
+/// Encodes events as this face's `event` frame.
+struct Encoder;
+
+impl Encode for Encoder {
+    fn encode(&self, event: &Event) -> Frame {
+        Frame::Text(protocol::encode_event(event))
+    }
+}
 
 /// What every connection of the face shares.
 pub struct Shared {
@@ -157,21 +215,19 @@ fn refuse(Refusal(code, message): Refusal) -> Handled {
     Handled::Now(vec![frame(protocol::error(code, message))])
 }
 
-fn internal(error: impl std::fmt::Display) -> Out {
-    log::error!("custom: the engine is not answering: {error}");
-    frame(protocol::error(
-        ErrorCode::InvalidPayload,
-        format!("Internal error: {error}"),
-    ))
+/// An internal failure, logged here and answered without its details.
+fn internal(error: impl std::fmt::Debug) -> Out {
+    log::error!("custom: a request failed inside Switchboard: {error:?}");
+    frame(protocol::error(ErrorCode::InvalidPayload, "Internal error"))
 }
 
 impl Face for Connection {
     const KIND: FaceKind = FaceKind::Custom;
     const NAME: &'static str = "custom";
 
-    fn opened(&mut self, _: &Link) -> Vec<Out> {
+    fn opened(&mut self, _: &Link) -> Handled {
         let close = |(code, reason): (u16, &'static str)| Out::Close(Close { code, reason });
-        match self.access {
+        Handled::Now(match self.access {
             Access::Open { .. } => Vec::new(),
             Access::Unauthorized => vec![
                 frame(protocol::error(
@@ -181,10 +237,10 @@ impl Face for Connection {
                 close(protocol::CLOSE_UNAUTHORIZED),
             ],
             Access::Full => vec![close(protocol::CLOSE_TRY_AGAIN_LATER)],
-        }
+        })
     }
 
-    fn admit(&mut self, _: &Link) -> Option<Vec<Out>> {
+    fn admit(&mut self, _: bool, _: &Link) -> Option<Vec<Out>> {
         if self.limiter.check().is_ok() {
             return None;
         }
@@ -224,7 +280,7 @@ impl Face for Connection {
 
 impl Connection {
     /// Acks first, then hands the event to the engine, so the ack precedes the event's broadcast.
-    fn inject(&self, event: crate::event::Event) -> Handled {
+    fn inject(&self, event: Event) -> Handled {
         let ack = json!({"action": "injectEvent", "status": "ok", "eventId": event.id}).to_string();
         self.shared.engine.do_send(engine::Inject(event));
         Handled::Now(vec![frame(ack)])
@@ -250,10 +306,7 @@ impl Connection {
         let set = |names: &[String]| -> Option<BTreeSet<String>> {
             (!names.is_empty()).then(|| names.iter().map(|name| normalise(name)).collect())
         };
-        let interest = Interest::Filter {
-            types: set(&event_types),
-            sources: set(&sources),
-        };
+        let interest = Interest::every_pair_of(set(&sources).as_ref(), set(&event_types).as_ref());
         let ack = json!({"action": "subscribe", "status": "ok", "eventTypes": event_types, "sources": sources}).to_string();
         let registry = self.shared.registry.clone();
         let session = link.id;

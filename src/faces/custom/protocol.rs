@@ -1,18 +1,18 @@
-//! The VMSC Custom WebSocket wire format (custom.md part 1): client messages, acks, errors and
+//! The VMSC Custom WebSocket wire format (docs/custom.md part 1): client messages, acks, errors and
 //! the event frame.
 
 use heck::ToSnakeCase;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::event::{Event, User};
+use crate::event::{coerce, Event, User};
 
 /// Sent after `AUTH_FAILED` when the token is missing or wrong.
 pub const CLOSE_UNAUTHORIZED: (u16, &str) = (4401, "Unauthorized");
 /// Sent when `max_connections` authenticated connections are already open ("Try Again Later").
 pub const CLOSE_TRY_AGAIN_LATER: (u16, &str) = (1013, "Max connections reached");
 
-/// The error codes of custom.md §1.8.
+/// The error codes of docs/custom.md §1.8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -108,16 +108,6 @@ fn string_list(message: &Map<String, Value>, key: &str) -> Result<Vec<String>, R
             })
             .collect(),
         Some(_) => Err(payload(format!("{key} must be an array of strings"))),
-    }
-}
-
-/// A string, number or boolean as text (custom.md §2.3); `None` for objects and arrays.
-pub fn coerce(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Streamer.bot's password handshake (streamerbot.md §3): a salt and a challenge per connection,
+//! Streamer.bot's password handshake (docs/streamerbot.md §3): a salt and a challenge per connection,
 //! and `base64(sha256(base64(sha256(password + salt)) + challenge))` as the expected answer.
 
 use base64::engine::general_purpose::STANDARD;

@@ -1,10 +1,15 @@
-//! The Streamer.bot WebSocket Server face (streamerbot.md), for `@streamerbot/client`,
+//! The Streamer.bot WebSocket Server face (docs/streamerbot.md), for `@streamerbot/client`,
 //! `pystreamerbot` and the overlays built on them.
 //!
 //! [`upgrade`] starts one session per connection with a [`Connection`] as its face: it writes the
 //! Hello, checks authentication, answers `GetInfo`, `GetEvents` and the platform requests itself,
 //! keeps the connection's subscriptions (and tells the registry), and forwards calls, injects and
 //! credits to the engine. [`Encoder`] renders events for the registry, once per publish.
+//!
+//! A request whose args carry `sbClientResponse` (docs/streamerbot.md §5.5) makes the connection
+//! take the `Custom.Event` answering it once, subscribed to it or not, because
+//! `@streamerbot/client` subscribes only after it has sent the request: the connection widens
+//! its interest with the registry and picks that event out itself ([`Face::accepts`]).
 
 pub mod auth;
 pub mod catalogue;
@@ -16,8 +21,7 @@ mod variables;
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
-use bytestring::ByteString;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use serde_json::{json, Map, Value};
@@ -30,9 +34,9 @@ use self::subscriptions::Subscriptions;
 use crate::config::Secret;
 use crate::engine::loader::DocumentSet;
 use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
-use crate::event::{format_time, Event};
-use crate::faces::FaceKind;
-use crate::registry::{AwaitResponse, Registry, SetInterest};
+use crate::event::{format_time, normalise, Event};
+use crate::faces::{listen, listening, Setup, StartError, Started};
+use crate::registry::{Encode, FaceKind, Frame, Interest, Registry, SessionId, SetInterest};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 use crate::store::Table;
 
@@ -43,6 +47,60 @@ pub const CLOSE_AUTHENTICATION_FAILED: Close = Close {
 };
 /// How many failed `Authenticate`s a connection may make; the last one closes it.
 pub const MAX_AUTHENTICATION_FAILURES: u8 = 3;
+
+/// How many awaited `sbClientResponse` events one connection may hold; older ones are
+/// forgotten first.
+const MAX_AWAITING: usize = 64;
+
+/// Starts the face, if enabled: the catalogue, the encoder, the listener.
+pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
+    let config = &setup.config.streamerbot;
+    if !config.listener.enabled {
+        return Ok(None);
+    }
+    let instance_id = setup
+        .store
+        .meta_string_or_insert("streamerbot.instanceId", || Uuid::new_v4().to_string())
+        .await?;
+    let catalogue = Arc::new(Catalogue::new(setup.names.clone()));
+    setup
+        .install(
+            FaceKind::Streamerbot,
+            Encoder {
+                catalogue: catalogue.clone(),
+            },
+        )
+        .await?;
+    let shared = web::Data::new(Arc::new(Shared {
+        info: Info::new(instance_id),
+        password: config.password.clone(),
+        catalogue,
+        registry: setup.registry.clone(),
+        engine: setup.engine.clone(),
+        globals: setup.store.table("globals")?,
+        limits: setup.limits,
+    }));
+    let endpoint = config.endpoint.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .route(&endpoint, web::get().to(upgrade))
+    });
+    let bound = listen(
+        server,
+        "streamerbot",
+        config.listener.bind,
+        "ws",
+        &config.endpoint,
+    )?;
+    let mut started = listening("streamerbot", bound);
+    if !config.password.is_empty() {
+        started
+            .notes
+            .push("(the streamerbot face asks for the configured password)".into());
+    }
+    Ok(Some(started))
+}
 
 /// What every connection of the face shares.
 pub struct Shared {
@@ -61,13 +119,15 @@ pub struct Encoder {
     pub catalogue: Arc<Catalogue>,
 }
 
-impl Encoder {
-    /// The event frame of §5.2, with names rendered (and recorded) through the catalogue.
-    pub fn encode(&self, event: &Event) -> ByteString {
+impl Encode for Encoder {
+    /// The event frame of §5.2, with names rendered through the catalogue.
+    fn encode(&self, event: &Event) -> Frame {
         let (source, kind) = self.catalogue.render(&event.source, &event.kind);
-        serde_json::to_string(&EventFrame::new(event, &source, &kind))
-            .expect("event frames serialize to JSON")
-            .into()
+        Frame::Text(
+            serde_json::to_string(&EventFrame::new(event, &source, &kind))
+                .expect("event frames serialize to JSON")
+                .into(),
+        )
     }
 }
 
@@ -85,6 +145,9 @@ pub async fn upgrade(
         authenticated: shared.password.is_empty(),
         failures: 0,
         subscriptions: Subscriptions::default(),
+        subscribed: Interest::default(),
+        awaiting: Vec::new(),
+        session: 0,
         shared,
     };
     session::start(connection, registry, limits, &request, stream)
@@ -97,6 +160,11 @@ pub struct Connection {
     authenticated: bool,
     failures: u8,
     subscriptions: Subscriptions,
+    /// `subscriptions` as the registry matches them.
+    subscribed: Interest,
+    /// `sbClientResponse` ids whose answering `Custom.Event` this connection takes regardless.
+    awaiting: Vec<String>,
+    session: SessionId,
 }
 
 /// A face-level answer to one request, before the `id` is added.
@@ -133,23 +201,30 @@ fn persisted(request: &Map<String, Value>) -> Result<bool, Reply> {
     }
 }
 
+/// The face's wire form of an engine error; internal failures are logged, not shown.
 fn engine_error(error: &EngineError) -> Reply {
-    if let EngineError::Store(cause) = error {
-        log::error!("streamerbot: the engine failed: {cause}");
+    match error {
+        EngineError::Store(cause) => internal(cause),
+        error => Reply::error(error.to_string()),
     }
-    Reply::error(error.to_string())
+}
+
+/// An internal failure: logged here, answered without its details.
+fn internal(error: impl std::fmt::Debug) -> Reply {
+    log::error!("streamerbot: a request failed inside Switchboard: {error:?}");
+    Reply::error("Internal error")
 }
 
 fn mailbox_error(error: actix::MailboxError) -> Reply {
-    log::error!("streamerbot: the engine is not answering: {error}");
-    Reply::error(format!("Internal error: {error}"))
+    internal(error)
 }
 
 impl Face for Connection {
     const KIND: FaceKind = FaceKind::Streamerbot;
     const NAME: &'static str = "streamerbot";
 
-    fn opened(&mut self, _: &Link) -> Vec<Out> {
+    fn opened(&mut self, link: &Link) -> Handled {
+        self.session = link.id;
         let mut hello = json!({
             "timestamp": format_time(&chrono::Utc::now()),
             "session": Uuid::new_v4().to_string(),
@@ -160,7 +235,32 @@ impl Face for Connection {
             hello["authentication"] =
                 json!({"salt": challenge.salt, "challenge": challenge.challenge});
         }
-        vec![Out::Text(hello.to_string().into())]
+        Handled::Now(vec![Out::Text(hello.to_string().into())])
+    }
+
+    fn accepts(&mut self, event: &Event, _: Option<&'static str>) -> bool {
+        if self.awaiting.is_empty() {
+            return true;
+        }
+        let (source, kind) = (normalise(&event.source), normalise(&event.kind));
+        if self.subscribed.wants(&source, &kind, event.room.as_deref()) {
+            return true;
+        }
+        let answers = (source == "custom" && kind == "event")
+            .then(|| event.data.get("eventName").and_then(Value::as_str))
+            .flatten();
+        let Some(at) = answers.and_then(|id| self.awaiting.iter().position(|known| known == id))
+        else {
+            return false;
+        };
+        self.awaiting.swap_remove(at);
+        if self.awaiting.is_empty() {
+            self.shared.registry.do_send(SetInterest {
+                session: self.session,
+                interest: self.subscribed.clone(),
+            });
+        }
+        true
     }
 
     fn text(&mut self, text: &str, link: &Link) -> Handled {
@@ -315,7 +415,8 @@ impl Connection {
         } else {
             self.subscriptions.remove(&events);
         }
-        let interest = self.subscriptions.interest();
+        self.subscribed = self.subscriptions.interest();
+        let interest = self.interest();
         let reply =
             Reply::with(json!({"events": self.subscriptions.to_json(&self.shared.catalogue)}));
         let registry = self.shared.registry.clone();
@@ -346,7 +447,7 @@ impl Connection {
         })
     }
 
-    fn do_action(&self, request: &Map<String, Value>, link: &Link) -> Result<Answer, Reply> {
+    fn do_action(&mut self, request: &Map<String, Value>, link: &Link) -> Result<Answer, Reply> {
         let target = param(request, "action").and_then(Value::as_object);
         let text = |key: &str| {
             target
@@ -381,7 +482,7 @@ impl Connection {
     }
 
     fn execute_code_trigger(
-        &self,
+        &mut self,
         request: &Map<String, Value>,
         link: &Link,
     ) -> Result<Answer, Reply> {
@@ -403,20 +504,35 @@ impl Connection {
         }))
     }
 
-    /// Registers the `sbClientResponse` of `args`, if any, before the request reaches the engine.
+    /// What the registry sends this connection: its subscriptions, and `Custom.Event` while it
+    /// awaits responses.
+    fn interest(&self) -> Interest {
+        let mut interest = self.subscribed.clone();
+        if !self.awaiting.is_empty() {
+            interest.add(None, "custom", "event");
+        }
+        interest
+    }
+
+    /// Awaits the `sbClientResponse` of `args`, if any, widening the connection's interest
+    /// before the request reaches the engine.
     fn await_response(
-        &self,
+        &mut self,
         args: &Map<String, Value>,
         link: &Link,
     ) -> impl std::future::Future<Output = ()> + 'static {
         let registry = self.shared.registry.clone();
-        let message = args
-            .get("sbClientResponse")
-            .and_then(Value::as_str)
-            .map(|response_id| AwaitResponse {
+        let response_id = args.get("sbClientResponse").and_then(Value::as_str);
+        let message = response_id.map(|response_id| {
+            if self.awaiting.len() == MAX_AWAITING {
+                self.awaiting.remove(0);
+            }
+            self.awaiting.push(response_id.to_owned());
+            SetInterest {
                 session: link.id,
-                response_id: response_id.to_owned(),
-            });
+                interest: self.interest(),
+            }
+        });
         async move {
             if let Some(message) = message {
                 if let Err(error) = registry.send(message).await {

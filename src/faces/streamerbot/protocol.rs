@@ -1,4 +1,4 @@
-//! The Streamer.bot WebSocket Server wire format (streamerbot.md §2, §4, §5.2): request names,
+//! The Streamer.bot WebSocket Server wire format (docs/streamerbot.md §2, §4, §5.2): request names,
 //! the reply envelope, the Hello's `info` and the event frame.
 
 use serde::Serialize;
@@ -169,7 +169,7 @@ impl Reply {
     }
 }
 
-/// The Hello's and `GetInfo`'s `info` object (streamerbot.md §2.1).
+/// The Hello's and `GetInfo`'s `info` object (docs/streamerbot.md §2.1).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Info {

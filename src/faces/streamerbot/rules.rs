@@ -1,4 +1,4 @@
-//! `GetCodeTriggers` and `GetCommands` (streamerbot.md §4.6): what the loaded rules listen to.
+//! `GetCodeTriggers` and `GetCommands` (docs/streamerbot.md §4.6): what the loaded rules listen to.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! One connection's subscriptions (streamerbot.md §5.1): a set of (source, type) pairs compared
+//! One connection's subscriptions (docs/streamerbot.md §5.1): a set of (source, type) pairs compared
 //! normalised, where either may be `*`, kept with the spelling first received.
 
 use serde_json::{Map, Value};
@@ -117,7 +117,7 @@ impl Subscriptions {
                 .or_default()
                 .extend(entry.kinds.iter().map(|kind| normalise(kind)));
         }
-        Interest::Pairs(pairs)
+        Interest::in_any_room(pairs)
     }
 
     /// The reply's `events`: names in the catalogue's spelling, else as first received.

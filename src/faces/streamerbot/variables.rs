@@ -1,5 +1,5 @@
 //! `GetGlobals`, `GetGlobal`, `<Platform>GetUserGlobals` and `<Platform>GetUserGlobal`
-//! (streamerbot.md §4.8): read straight from the store's `globals` tree, keys `g/<name>` and
+//! (docs/streamerbot.md §4.8): read straight from the store's `globals` tree, keys `g/<name>` and
 //! `u/<source>:<userId>/<name>`, values `{"value", "updatedAt", "username"?, "nickname"?}`.
 
 use serde_json::{json, Map, Value};

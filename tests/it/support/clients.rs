@@ -135,6 +135,54 @@ pub async fn run_script(program: &std::path::Path, args: &[&str]) -> ScriptOutpu
     }
 }
 
+/// A client script still running, read line by line.
+pub struct Streaming {
+    _child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Streaming {
+    /// Starts a Node (`node`) or Python (otherwise) script of `tests/clients`.
+    pub fn start(script: &str, args: &[&str]) -> Streaming {
+        Streaming::start_with(script, args, &[])
+    }
+
+    /// The same, with more environment variables (`NODE_PATH` is set to the installed modules).
+    pub fn start_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> Streaming {
+        use tokio::io::AsyncBufReadExt;
+        let program = if script.ends_with(".mjs") || script.ends_with(".js") {
+            node_dir();
+            PathBuf::from("node")
+        } else {
+            python()
+        };
+        let mut child = tokio::process::Command::new(program)
+            .arg(script)
+            .args(args)
+            .current_dir(clients_dir())
+            .env("NODE_PATH", clients_dir().join("node_modules"))
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the client script starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Streaming {
+            _child: child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The script's next line on stdout, within [`SCRIPT_TIMEOUT`].
+    pub async fn line(&mut self) -> String {
+        tokio::time::timeout(SCRIPT_TIMEOUT, self.lines.next_line())
+            .await
+            .expect("a line within the script timeout")
+            .expect("stdout is readable")
+            .expect("the script printed another line before it ended")
+    }
+}
+
 /// Runs a Node script of `tests/clients`.
 pub async fn node(script: &str, args: &[&str]) -> ScriptOutput {
     node_dir();

@@ -173,6 +173,27 @@ impl TestServer {
         TestServer::start_in(dirs, options)
     }
 
+    /// Waits for the process to exit (after [`TestServer::terminate`]) and starts it again on
+    /// the same dirs.
+    pub fn restart_after_exit(mut self) -> TestServer {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while self
+            .child
+            .0
+            .try_wait()
+            .expect("the server can be waited for")
+            .is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let TestServer { dirs, options, .. } = self;
+        TestServer::start_in(dirs, options)
+    }
+
     /// The server's log lines so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lines.lock().unwrap().clone()
@@ -320,6 +341,8 @@ pub fn project_dir() -> PathBuf {
 /// A raw WebSocket client (tokio-tungstenite) whose receives fail after [`TIMEOUT`].
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames read while waiting for a reply, handed out first by the next receives.
+    held: std::collections::VecDeque<Value>,
 }
 
 /// What a receive found instead of a text frame.
@@ -334,7 +357,10 @@ impl Ws {
             .await
             .expect("connected in time")
             .expect("WebSocket handshake");
-        Ws { stream }
+        Ws {
+            stream,
+            held: Default::default(),
+        }
     }
 
     /// Connects to the custom face with the token as a bearer header.
@@ -352,7 +378,10 @@ impl Ws {
             .await
             .expect("connected in time")
             .expect("WebSocket handshake");
-        Ws { stream }
+        Ws {
+            stream,
+            held: Default::default(),
+        }
     }
 
     /// Connects to the Streamer.bot face and reads its Hello.
@@ -380,6 +409,9 @@ impl Ws {
 
     /// The next text frame, as JSON, or how the connection ended.
     pub async fn next(&mut self) -> Result<Value, Ending> {
+        if let Some(held) = self.held.pop_front() {
+            return Ok(held);
+        }
         loop {
             let frame = tokio::time::timeout(TIMEOUT, self.stream.next())
                 .await
@@ -409,15 +441,20 @@ impl Ws {
         }
     }
 
-    /// Sends a request and returns its reply (the next frame with that `id`).
+    /// Sends a request and returns its reply (the next frame with that `id`); event frames
+    /// that arrive first (the request's own, say) are kept for the next receives.
     pub async fn request(&mut self, request: Value) -> Value {
         let id = request["id"].clone();
         self.send(request).await;
+        let mut before = std::collections::VecDeque::new();
         loop {
             let frame = self.recv().await;
             if frame.get("id") == Some(&id) {
+                before.append(&mut self.held);
+                self.held = before;
                 return frame;
             }
+            before.push_back(frame);
         }
     }
 
