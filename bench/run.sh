@@ -39,6 +39,10 @@ max_connections = 20000
 rate_limit_per_second = 1000000
 [astro]
 bind = "127.0.0.1:0"
+[[astro.tokens]]
+token = "bench"
+room = "bench"
+scopes = ["*"]
 [socketio]
 bind = "127.0.0.1:0"
 [limits]
@@ -50,6 +54,7 @@ TOML
   eval "${1}_pid=$!"
   eval "${1}_sb=$(grep -m1 ' streamerbot ' "$work/$1.out" | awk '{print $2}')"
   eval "${1}_custom=$(grep -m1 '^  custom  ' "$work/$1.out" | awk '{print $2}')"
+  eval "${1}_astro=$(grep -m1 '^  astro  ' "$work/$1.out" | awk '{print $2}')"
 }
 
 start_peer() { # name command...
@@ -79,6 +84,7 @@ run() { # label target args...
   case $target in
     sb) base=(--dialect streamerbot --url "$sw_sb" --publish "$sw_custom" --token bench --pid "$sw_pid") ;;
     custom) base=(--dialect custom --url "$sw_custom" --token bench --pid "$sw_pid") ;;
+    astro) base=(--dialect astro --url "$sw_astro" --publish "$sw_custom" --token bench --pid "$sw_pid") ;;
     sbrules) base=(--dialect streamerbot --url "$swr_sb" --publish "$swr_custom" --token bench --pid "$swr_pid") ;;
     ws) base=(--dialect ws --url "ws://127.0.0.1:$ws_port/" --pid "$ws_pid") ;;
     actix) base=(--dialect ws --url "ws://127.0.0.1:$actix_port/" --pid "$actix_pid") ;;
@@ -105,9 +111,9 @@ for _ in $(seq "$RUNS"); do
   run S5 sb "${s5[@]}"
   run S5-rules sbrules "${s5[@]}"
   run S5-credits sb "${s5[@]}" --kind follow
-  for target in custom actix ws sio; do run S5 "$target" "${s5[@]}"; done
+  for target in astro custom actix ws sio; do run S5 "$target" "${s5[@]}"; done
 done
-for target in sb actix ws sio; do
+for target in sb astro actix ws sio; do
   run S6 "$target" --idle 10000
 done
 

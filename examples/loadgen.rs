@@ -6,7 +6,8 @@
 //! hypervisor stole meanwhile (`/proc/stat`: on a shared VM it explains much of the spread
 //! between runs) and, with `--idle`, RSS per idle connection.
 //!
-//! Dialects: `streamerbot` and `custom` (Switchboard; events injected on the custom face),
+//! Dialects: `streamerbot`, `custom` and `astro` (Switchboard; events injected on the custom face;
+//! Astro subscribers use the token `--token` must also be configured for, in room `bench`),
 //! `ws` (a plain broadcast server: what the publisher sends goes to every other client) and
 //! `socketio` (a Socket.IO server that re-emits `event` to every other client). It talks only to
 //! the URLs given (loopback) and stops by itself after `--seconds`.
@@ -33,6 +34,7 @@ use tokio_tungstenite::tungstenite::Message;
 enum Dialect {
     Streamerbot,
     Custom,
+    Astro,
     Ws,
     Socketio,
 }
@@ -143,10 +145,27 @@ async fn subscribe(args: &Args) -> Socket {
             next_text(&mut socket).await.expect("the subscribe ack");
             socket
         }
+        Dialect::Astro => {
+            let mut socket = connect(&args.url, "").await;
+            next_text(&mut socket).await.expect("the welcome");
+            let request = json!({"type": "subscribe", "data": {"topic": ASTRO_TOPIC, "room": "",
+                                 "token": args.token, "token_type": "apikey"}});
+            socket
+                .send(Message::Text(request.to_string()))
+                .await
+                .unwrap();
+            let response = next_text(&mut socket).await.expect("the response");
+            assert!(!response.contains("\"error\""), "{response}");
+            socket
+        }
         Dialect::Ws => connect(&args.url, "").await,
         Dialect::Socketio => socketio_connect(&args.url).await,
     }
 }
+
+/// The Astro topic the benchmark's events go to: an event of that type is sent with its data
+/// unchanged.
+const ASTRO_TOPIC: &str = "channel.overlay.broadcast";
 
 /// Engine.IO v4 over WebSocket: open packet, namespace connect.
 async fn socketio_connect(url: &str) -> Socket {
@@ -195,6 +214,7 @@ fn parsed_probe(dialect: Dialect, text: &str) -> Option<(u64, u64)> {
     let data = match dialect {
         Dialect::Streamerbot => payload.get("data")?,
         Dialect::Custom => payload.get("event")?.get("data")?,
+        Dialect::Astro => payload.get("data")?,
         _ => &payload,
     };
     Some((data.get("seq")?.as_u64()?, data.get("sent")?.as_u64()?))
@@ -209,6 +229,11 @@ fn publication(args: &Args, seq: u64) -> String {
                    "user": {"id": seq.to_string(), "nickname": format!("viewer{seq}")}}})
             .to_string()
         }
+        Dialect::Astro => {
+            json!({"action": "injectEvent", "event": {"type": ASTRO_TOPIC, "source": "bench", "room": "bench",
+                   "data": data, "user": {"id": seq.to_string(), "nickname": format!("viewer{seq}")}}})
+            .to_string()
+        }
         Dialect::Ws => data.to_string(),
         Dialect::Socketio => format!("42{}", json!(["event", data])),
     }
@@ -217,7 +242,7 @@ fn publication(args: &Args, seq: u64) -> String {
 async fn publisher(args: &Args) -> Socket {
     let url = args.publish.clone().unwrap_or_else(|| args.url.clone());
     match args.dialect {
-        Dialect::Streamerbot | Dialect::Custom => connect(&url, &args.token).await,
+        Dialect::Streamerbot | Dialect::Custom | Dialect::Astro => connect(&url, &args.token).await,
         Dialect::Ws => connect(&url, "").await,
         Dialect::Socketio => socketio_connect(&url).await,
     }

@@ -9,6 +9,7 @@
 //! Faces sit on top: they use the registry, the engine's messages, outbound and the store;
 //! nothing below them uses a face.
 
+pub mod astro;
 pub mod custom;
 pub mod http;
 pub mod streamerbot;
@@ -86,6 +87,7 @@ pub async fn start_all(setup: &Setup<'_>) -> Result<Vec<Started>, StartError> {
     started.extend(http::start(setup).await?);
     started.extend(custom::start(setup).await?);
     started.extend(streamerbot::start(setup).await?);
+    started.extend(astro::start(setup).await?);
     if setup.config.socketio.listener.enabled {
         started.push(Started {
             face: "socketio",

@@ -179,25 +179,46 @@ async fn the_load_generator_runs_a_short_smoke_with_nothing_lost() {
     });
     // `--token=…` in one argument: a generated token may start with `-`.
     let token = format!("--token={}", server.token());
-    let stdout = run_example(
-        "loadgen",
-        &[
-            "--dialect",
-            "streamerbot",
-            "--url",
-            server.url("streamerbot"),
-            "--publish",
-            server.url("custom"),
-            &token,
-            "--subscribers",
-            "5",
-            "--window",
-            "4",
-            "--seconds",
-            "1",
-        ],
+    let face = ("streamerbot", server.url("streamerbot"));
+    smoke(face, server.url("custom"), &token).await;
+}
+
+#[tokio::test]
+async fn the_load_generator_runs_a_short_astro_smoke_with_nothing_lost() {
+    let server = TestServer::start_with(Options {
+        custom_token: Some("bench".into()),
+        custom_toml: "rate_limit_per_second = 100000\n".into(),
+        extra_toml: "[[astro.tokens]]\ntoken = \"bench\"\nroom = \"bench\"\nscopes = [\"*\"]\n"
+            .into(),
+        ..Options::default()
+    });
+    smoke(
+        ("astro", server.url("astro")),
+        server.url("custom"),
+        "--token=bench",
     )
     .await;
+}
+
+/// One second of the load generator: 5 subscribers of `(dialect, url)`, events published on
+/// the custom face; every event must reach every subscriber.
+async fn smoke((dialect, url): (&str, &str), publish: &str, token: &str) {
+    let args = [
+        "--dialect",
+        dialect,
+        "--url",
+        url,
+        "--publish",
+        publish,
+        token,
+        "--subscribers",
+        "5",
+        "--window",
+        "4",
+        "--seconds",
+        "1",
+    ];
+    let stdout = run_example("loadgen", &args).await;
     assert_every_event_reached_everyone(&stdout, 5);
 }
 
