@@ -95,19 +95,23 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
 }
 
 impl Running {
-    /// Closes every session and outbound connection with 1001 and stops the listeners.
+    /// Stops accepting connections, closes every session and outbound connection with 1001, and
+    /// stops the listeners.
     pub async fn stop(self) {
+        let servers: Vec<ServerHandle> = self
+            .faces
+            .into_iter()
+            .filter_map(|face| face.server)
+            .collect();
+        for server in &servers {
+            server.pause().await;
+        }
         if let Err(error) = self.registry.send(ShutDown).await {
             log::error!("registry: not answering at shutdown: {error}");
         }
         if let Err(error) = self.outbound.send(outbound::ShutDown).await {
             log::error!("outbound: not answering at shutdown: {error}");
         }
-        let servers: Vec<ServerHandle> = self
-            .faces
-            .into_iter()
-            .filter_map(|face| face.server)
-            .collect();
         for server in servers {
             server.stop(true).await;
         }

@@ -292,6 +292,16 @@ impl Config {
         }
         let custom = raw.custom.unwrap_or_default();
         let astro = raw.astro.unwrap_or_default();
+        let mut tokens = std::collections::HashSet::new();
+        for (index, token) in astro.tokens.iter().enumerate() {
+            let key = |field: &str| format!("astro.tokens[{index}].{field}");
+            if token.token.is_empty() || !tokens.insert(token.token.expose()) {
+                return Err(invalid(&key("token"), "is empty or used twice".into()));
+            }
+            if token.room.is_empty() {
+                return Err(invalid(&key("room"), "must not be empty".into()));
+            }
+        }
         let socketio = raw.socketio.unwrap_or_default();
         let limits = raw.limits.unwrap_or_default();
         let max_frame_bytes = limits.max_frame_bytes.unwrap_or(1_048_576);
@@ -468,6 +478,21 @@ mod tests {
         };
         let config = Config::resolve(raw, overrides, "t").unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn astro_tokens_are_unique_and_have_a_room() {
+        let token = |token: &str, room: &str| {
+            format!("[[astro.tokens]]\ntoken = \"{token}\"\nroom = \"{room}\"\n")
+        };
+        let twice = token("a", "r1") + &token("a", "r2");
+        let error = resolve(&twice).unwrap_err().to_string();
+        assert!(error.contains("astro.tokens[1].token"), "{error}");
+        let error = resolve(&token("", "r")).unwrap_err().to_string();
+        assert!(error.contains("astro.tokens[0].token"), "{error}");
+        let error = resolve(&token("a", "")).unwrap_err().to_string();
+        assert!(error.contains("astro.tokens[0].room"), "{error}");
+        assert!(resolve(&(token("a", "r") + &token("b", "r"))).is_ok());
     }
 
     #[test]

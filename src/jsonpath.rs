@@ -9,7 +9,7 @@ use serde_json::json;
 /// Compiles a JSONPath, refusing one that jsonpath_lib rejects or panics on.
 pub fn compile_json_path(path: &str) -> Result<jsonpath_lib::Compiled, String> {
     // jsonpath_lib 0.3.0 panics when a filter refers to the root (`$.a[?(@.b == $.c)]`).
-    if path[1..].contains('$') {
+    if path.strip_prefix('$').unwrap_or(path).contains('$') {
         return Err(format!(
             "JSONPath {path:?}: a `$` inside a filter is not supported"
         ));

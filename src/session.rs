@@ -69,8 +69,8 @@ pub trait Face: Unpin + 'static {
     fn opened(&mut self, link: &Link) -> Handled;
     /// One complete text message no larger than `limits.max_frame_bytes`.
     fn text(&mut self, text: &str, link: &Link) -> Handled;
-    /// A message larger than `limit` bytes, discarded unparsed.
-    fn too_big(&mut self, limit: usize, link: &Link) -> Handled;
+    /// A message (`text` or binary) larger than `limit` bytes, discarded unparsed.
+    fn too_big(&mut self, limit: usize, text: bool, link: &Link) -> Handled;
     /// Called for every complete data message (`text` or binary) before anything else is done
     /// with it; frames returned here are written and the message is dropped (a rate limit).
     fn admit(&mut self, _text: bool, _link: &Link) -> Option<Vec<Out>> {
@@ -130,6 +130,7 @@ pub fn start<F: Face>(
         fragments: None,
         waiting: false,
         pending: Pending::default(),
+        closed: false,
     };
     ws::WsResponseBuilder::new(session, request, stream)
         .frame_size(limits.max_frame_bytes())
@@ -175,10 +176,15 @@ struct Session<F: Face> {
     /// A reply is waiting for another actor: client messages go to `pending`.
     waiting: bool,
     pending: Pending,
+    /// A close was written: nothing more is handled or written.
+    closed: bool,
 }
 
 impl<F: Face> Session<F> {
     fn write(&mut self, outs: Vec<Out>, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.closed {
+            return;
+        }
         for out in outs {
             match out {
                 Out::Text(text) => ctx.text(text),
@@ -188,6 +194,8 @@ impl<F: Face> Session<F> {
                         description: Some(close.reason.to_owned()),
                     }));
                     ctx.stop();
+                    self.closed = true;
+                    self.pending = Pending::default();
                     return;
                 }
             }
@@ -211,7 +219,7 @@ impl<F: Face> Session<F> {
 
     /// Handles the messages that waited, until one waits again.
     fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        while !self.waiting {
+        while !self.waiting && !self.closed {
             let Some(item) = self.pending.items.pop_front() else {
                 return;
             };
@@ -250,6 +258,9 @@ impl<F: Face> Session<F> {
     /// A complete data message (`None`: over the size limit, discarded): admitted (or refused)
     /// on arrival, handled in its turn.
     fn message(&mut self, text: bool, bytes: Option<&[u8]>, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.closed {
+            return;
+        }
         let refused = self.face.admit(text, &self.link);
         match (refused, self.waiting) {
             (Some(refused), false) => self.write(refused, ctx),
@@ -269,7 +280,9 @@ impl<F: Face> Session<F> {
 
     fn handle(&mut self, text: bool, bytes: Option<&[u8]>, ctx: &mut ws::WebsocketContext<Self>) {
         let handled = match bytes {
-            None => self.face.too_big(self.limits.max_message_bytes, &self.link),
+            None => self
+                .face
+                .too_big(self.limits.max_message_bytes, text, &self.link),
             Some(bytes) if !text => self.face.binary(bytes.len(), &self.link),
             Some(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => self.face.text(text, &self.link),
@@ -459,7 +472,12 @@ mod tests {
     /// A face whose `wait` request is answered only when the test says so.
     struct Slow {
         registry: Addr<Registry>,
-        release: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+        /// One release per `wait`, the last first.
+        release: Arc<Mutex<Vec<oneshot::Receiver<()>>>>,
+        /// Every text handled.
+        handled: Arc<Mutex<Vec<String>>>,
+        /// One signal per message that arrived (before it is handled or held).
+        arrived: futures::channel::mpsc::UnboundedSender<()>,
     }
 
     impl Face for Slow {
@@ -479,18 +497,31 @@ mod tests {
             }))
         }
 
+        fn admit(&mut self, _: bool, _: &Link) -> Option<Vec<Out>> {
+            self.arrived.unbounded_send(()).unwrap();
+            None
+        }
+
         fn text(&mut self, text: &str, _: &Link) -> Handled {
+            self.handled.lock().unwrap().push(text.to_owned());
+            if text == "close" {
+                let bye = Close {
+                    code: 1000,
+                    reason: "bye",
+                };
+                return Handled::Now(vec![Out::Close(bye)]);
+            }
             if text != "wait" {
                 return Handled::Now(vec![Out::Text(format!("re: {text}").into())]);
             }
-            let release = self.release.lock().unwrap().take().unwrap();
+            let release = self.release.lock().unwrap().pop().unwrap();
             Handled::Later(Box::pin(async move {
                 release.await.unwrap();
                 vec![Out::Text("waited".into())]
             }))
         }
 
-        fn too_big(&mut self, _: usize, _: &Link) -> Handled {
+        fn too_big(&mut self, _: usize, _: bool, _: &Link) -> Handled {
             Handled::Now(Vec::new())
         }
     }
@@ -527,19 +558,24 @@ mod tests {
             .await
             .unwrap();
         let (release, released) = oneshot::channel();
-        let released = Arc::new(Mutex::new(Some(released)));
+        let (release_second, released_second) = oneshot::channel();
+        let released = Arc::new(Mutex::new(vec![released_second, released]));
         let limits = SessionLimits {
             max_message_bytes: 1024,
             send_queue: 16,
         };
-        let shared = (registry.clone(), released);
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let (arrived, mut arrivals) = futures::channel::mpsc::unbounded();
+        let shared = (registry.clone(), released, handled.clone(), arrived);
         let server = HttpServer::new(move || {
-            let (registry, release) = shared.clone();
+            let (registry, release, handled, arrived) = shared.clone();
             App::new().default_service(web::to(
                 move |request: HttpRequest, stream: web::Payload| {
                     let face = Slow {
                         registry: registry.clone(),
                         release: release.clone(),
+                        handled: handled.clone(),
+                        arrived: arrived.clone(),
                     };
                     let registry = registry.clone();
                     async move { start(face, registry, limits, &request, stream) }
@@ -563,5 +599,24 @@ mod tests {
         release.send(()).unwrap();
         let replies = texts(&mut socket, 2).await;
         assert_eq!(replies, ["waited", "re: after"]);
+        // What waits behind a reply is dropped, unhandled, once something closes the session.
+        socket.send(Message::Text("wait".into())).await.unwrap();
+        for text in ["close", "never"] {
+            socket.send(Message::Text(text.into())).await.unwrap();
+        }
+        // All five messages so far have arrived, the last two held behind the second `wait`.
+        for _ in 0..5 {
+            let arrival = actix_rt::time::timeout(Duration::from_secs(10), arrivals.next());
+            arrival.await.expect("an arrival within 10 s").unwrap();
+        }
+        release_second.send(()).unwrap();
+        assert_eq!(texts(&mut socket, 1).await, ["waited"]);
+        let frame = actix_rt::time::timeout(Duration::from_secs(10), socket.next());
+        match frame.await.expect("a frame within 10 s").unwrap().unwrap() {
+            WsFrame::Close(Some(reason)) => assert_eq!(reason.description.as_deref(), Some("bye")),
+            other => panic!("not the close: {other:?}"),
+        }
+        let handled = handled.lock().unwrap().clone();
+        assert_eq!(handled, ["wait", "after", "wait", "close"]);
     }
 }

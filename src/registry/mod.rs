@@ -151,6 +151,8 @@ pub struct Registry {
     /// How many heartbeat ticks have passed: the slice the next one serves.
     heartbeats: u64,
     encoders: Encoders,
+    /// [`ShutDown`] was handled: a session that connects now is closed at once.
+    stopping: bool,
 }
 
 impl Default for Registry {
@@ -162,6 +164,7 @@ impl Default for Registry {
             published: 0,
             heartbeats: 0,
             encoders: Encoders::default(),
+            stopping: false,
         }
     }
 }
@@ -204,6 +207,10 @@ impl Handler<Connect> for Registry {
     fn handle(&mut self, message: Connect, _: &mut Context<Self>) -> SessionId {
         let id = self.next_id;
         self.next_id += 1;
+        if self.stopping {
+            message.outlet.close(Closing::ShuttingDown);
+            return id;
+        }
         let wanted = self.interned.get(Interest::default());
         self.sessions.insert(
             id,
@@ -295,6 +302,7 @@ impl Handler<ShutDown> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) {
+        self.stopping = true;
         for (_, entry) in self.sessions.drain() {
             entry.outlet.close(Closing::ShuttingDown);
         }
@@ -420,6 +428,9 @@ mod tests {
         assert!(shared);
         registry.send(ShutDown).await.unwrap();
         assert_eq!(*quick.closed.lock().unwrap(), Some(Closing::ShuttingDown));
+        let late = Queue::default();
+        connect(&registry, &late, pairs(&[("*", "*")])).await;
+        assert_eq!(*late.closed.lock().unwrap(), Some(Closing::ShuttingDown));
     }
 
     #[actix_rt::test]

@@ -203,14 +203,21 @@ impl Face for Connection {
             None => Handled::Now(welcome()),
             Some(Err(())) => Handled::Now(vec![Out::Close(CLOSE_INVALID_RECONNECT)]),
             Some(Ok(subs)) => {
-                self.restored(subs, link);
-                let interest = interest(&self.subscriptions.borrow());
-                let registry = self.shared.registry.clone();
-                let session = link.id;
+                // Held only once recorded, so that nothing is written before the welcome.
+                let restored = self.restored(subs, link);
+                let (registry, session) = (self.shared.registry.clone(), link.id);
+                let recorded = registry.send(SetInterest {
+                    session,
+                    interest: interest(&restored),
+                });
+                let held = self.subscriptions.clone();
                 Handled::Later(
                     async move {
-                        if let Err(error) = registry.send(SetInterest { session, interest }).await {
-                            log::error!("astro: the registry is not answering: {error}");
+                        match recorded.await {
+                            Ok(()) => *held.borrow_mut() = restored,
+                            Err(error) => {
+                                log::error!("astro: the registry is not answering: {error}")
+                            }
                         }
                         welcome()
                     }
@@ -243,7 +250,11 @@ impl Face for Connection {
         }
     }
 
-    fn too_big(&mut self, limit: usize, _: &Link) -> Handled {
+    fn too_big(&mut self, limit: usize, text: bool, _: &Link) -> Handled {
+        // Binary messages get no answer, whatever their size.
+        if !text {
+            return Handled::Now(Vec::new());
+        }
         refuse(Failure::too_big(limit))
     }
 
@@ -277,9 +288,9 @@ impl Face for Connection {
 }
 
 impl Connection {
-    /// Takes back the subscriptions of a reconnect token that a configured token still grants.
-    fn restored(&mut self, subs: Vec<Sub>, link: &Link) {
-        let mut subscriptions = self.subscriptions.borrow_mut();
+    /// The subscriptions of a reconnect token that a configured token still grants.
+    fn restored(&self, subs: Vec<Sub>, link: &Link) -> Subscriptions {
+        let mut subscriptions = Subscriptions::default();
         for sub in subs {
             let grant = self.shared.tokens.by_fp(&sub.fp);
             let topic = topics::topic(&sub.topic);
@@ -295,6 +306,7 @@ impl Connection {
                 ),
             }
         }
+        subscriptions
     }
 
     /// Checks 10 to 15 of a `subscribe`, then records it with the registry.
@@ -325,28 +337,30 @@ impl Connection {
         if subscriptions.len() >= protocol::MAX_SUBSCRIPTIONS {
             return refuse(Failure::subscription_limit(nonce));
         }
+        // The registry is asked now, in order with every other interest this connection sends;
+        // the pair is held (its notifications written) only once it is recorded.
         subscriptions.insert(topic.name, &room, &grant.fp);
         let wanted = interest(&subscriptions);
+        subscriptions.remove(topic.name, Some(&room));
         drop(subscriptions);
-        log::debug!(
-            "astro session {}: subscribed to {} in {room}",
-            link.id,
-            topic.name
-        );
         let (registry, session) = (self.shared.registry.clone(), link.id);
+        let recorded = registry.send(SetInterest {
+            session,
+            interest: wanted,
+        });
         let held = self.subscriptions.clone();
+        let fp = grant.fp.clone();
         Handled::Later(
             async move {
-                let recorded = actix_rt::time::timeout(
-                    DEADLINE,
-                    registry.send(SetInterest {
-                        session,
-                        interest: wanted,
-                    }),
-                )
-                .await;
-                let failure = match recorded {
-                    Ok(Ok(())) => return reply(subscribed),
+                let failure = match actix_rt::time::timeout(DEADLINE, recorded).await {
+                    Ok(Ok(())) => {
+                        log::debug!(
+                            "astro session {session}: subscribed to {} in {room}",
+                            topic.name
+                        );
+                        held.borrow_mut().insert(topic.name, &room, &fp);
+                        return reply(subscribed);
+                    }
                     Err(_) => Failure::deadline_exceeded(nonce),
                     Ok(Err(error)) => {
                         log::error!(
@@ -356,7 +370,6 @@ impl Connection {
                     }
                 };
                 // Not left behind: the registry applies this after the late one.
-                held.borrow_mut().remove(topic.name, Some(&room));
                 let interest = interest(&held.borrow());
                 registry.do_send(SetInterest { session, interest });
                 reply(protocol::failure(&failure))
@@ -381,9 +394,10 @@ impl Connection {
         }
         let interest = interest(&subscriptions);
         let (registry, session) = (self.shared.registry.clone(), link.id);
+        let recorded = registry.send(SetInterest { session, interest });
         Handled::Later(
             async move {
-                if let Err(error) = registry.send(SetInterest { session, interest }).await {
+                if let Err(error) = recorded.await {
                     log::error!("astro session {session}: the registry is not answering: {error}");
                 }
                 reply(unsubscribed)

@@ -245,8 +245,13 @@ pub fn parse(text: &str) -> Result<Request, Failure> {
     if !value.is_object() {
         return Err(Failure::not_an_object());
     }
+    // serde reads a struct from an array too: `data` must be an object to count as present.
+    let data_is_object = value.get("data").is_some_and(Value::is_object);
     // Cannot fail for an object: every field is optional and read leniently.
-    let envelope = Envelope::deserialize(value).map_err(|_| Failure::not_an_object())?;
+    let mut envelope = Envelope::deserialize(value).map_err(|_| Failure::not_an_object())?;
+    if !data_is_object {
+        envelope.data = None;
+    }
     let nonce = envelope.nonce;
     let Some(kind) = envelope.kind else {
         return Err(Failure::invalid_message_type(nonce));
@@ -492,6 +497,12 @@ mod tests {
         );
         check(
             r#"{"type":"subscribe","nonce":"n","data":null}"#,
+            BAD,
+            "missing data",
+            n,
+        );
+        check(
+            r#"{"type":"unsubscribe","nonce":"n","data":["channel.activities"]}"#,
             BAD,
             "missing data",
             n,

@@ -270,7 +270,7 @@ impl Face for Connection {
         ))
     }
 
-    fn too_big(&mut self, limit: usize, _: &Link) -> Handled {
+    fn too_big(&mut self, limit: usize, _: bool, _: &Link) -> Handled {
         refuse(Refusal(
             ErrorCode::InvalidPayload,
             format!("Message exceeds {limit} bytes"),
@@ -308,11 +308,11 @@ impl Connection {
         };
         let interest = Interest::every_pair_of(set(&sources).as_ref(), set(&event_types).as_ref());
         let ack = json!({"action": "subscribe", "status": "ok", "eventTypes": event_types, "sources": sources}).to_string();
-        let registry = self.shared.registry.clone();
         let session = link.id;
+        let recorded = self.shared.registry.send(SetInterest { session, interest });
         Handled::Later(
             async move {
-                match registry.send(SetInterest { session, interest }).await {
+                match recorded.await {
                     Ok(()) => vec![frame(ack)],
                     Err(error) => vec![internal(error)],
                 }

@@ -285,7 +285,7 @@ impl Face for Connection {
         }
     }
 
-    fn too_big(&mut self, limit: usize, _: &Link) -> Handled {
+    fn too_big(&mut self, limit: usize, _: bool, _: &Link) -> Handled {
         reply_now(None, Reply::error(format!("Message exceeds {limit} bytes")))
     }
 }
@@ -419,10 +419,12 @@ impl Connection {
         let interest = self.interest();
         let reply =
             Reply::with(json!({"events": self.subscriptions.to_json(&self.shared.catalogue)}));
-        let registry = self.shared.registry.clone();
+        // Sent now, not when the reply is first polled: the registry applies this connection's
+        // interests in the order they were decided (`accepts` narrows one too).
         let session = link.id;
+        let recorded = self.shared.registry.send(SetInterest { session, interest });
         Ok(later(async move {
-            match registry.send(SetInterest { session, interest }).await {
+            match recorded.await {
                 Ok(()) => reply,
                 Err(error) => mailbox_error(error),
             }
@@ -521,21 +523,21 @@ impl Connection {
         args: &Map<String, Value>,
         link: &Link,
     ) -> impl std::future::Future<Output = ()> + 'static {
-        let registry = self.shared.registry.clone();
         let response_id = args.get("sbClientResponse").and_then(Value::as_str);
-        let message = response_id.map(|response_id| {
+        let recorded = response_id.map(|response_id| {
             if self.awaiting.len() == MAX_AWAITING {
                 self.awaiting.remove(0);
             }
             self.awaiting.push(response_id.to_owned());
-            SetInterest {
+            // Sent now, in order with the interests `accepts` and `subscribe` send.
+            self.shared.registry.send(SetInterest {
                 session: link.id,
                 interest: self.interest(),
-            }
+            })
         });
         async move {
-            if let Some(message) = message {
-                if let Err(error) = registry.send(message).await {
+            if let Some(recorded) = recorded {
+                if let Err(error) = recorded.await {
                     log::error!("streamerbot: the registry is not answering: {error}");
                 }
             }
