@@ -86,6 +86,9 @@ pub struct RawStreamerbot {
     pub bind: Option<String>,
     pub endpoint: Option<String>,
     pub password: Option<Secret>,
+    /// Platform → the broadcaster's identity, in Streamer.bot's own field names.
+    #[serde(default)]
+    pub broadcaster: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +192,9 @@ pub struct StreamerbotConfig {
     pub endpoint: String,
     /// Empty: no authentication handshake.
     pub password: Secret,
+    /// Platform (`twitch`, `youtube`, …) → the broadcaster's identity, answered by
+    /// `GetBroadcaster` as written.
+    pub broadcaster: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -290,6 +296,14 @@ impl Config {
                 format!("`{endpoint}` must start with `/`"),
             ));
         }
+        for (platform, identity) in &streamerbot.broadcaster {
+            if !identity.is_object() {
+                return Err(invalid(
+                    &format!("streamerbot.broadcaster.{platform}"),
+                    "must be a table of Streamer.bot's broadcaster fields".into(),
+                ));
+            }
+        }
         let custom = raw.custom.unwrap_or_default();
         let astro = raw.astro.unwrap_or_default();
         let mut tokens = std::collections::HashSet::new();
@@ -357,6 +371,7 @@ impl Config {
                 )?,
                 endpoint,
                 password: streamerbot.password.unwrap_or_default(),
+                broadcaster: streamerbot.broadcaster,
             },
             custom: CustomConfig {
                 listener: listener("custom", custom.enabled, custom.bind, "127.0.0.1:7895")?,
@@ -478,6 +493,29 @@ mod tests {
         };
         let config = Config::resolve(raw, overrides, "t").unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn the_example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/switchboard.toml");
+        let config = Config::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(config.astro.tokens.len(), 1);
+        assert!(config.streamerbot.broadcaster.contains_key("twitch"));
+    }
+
+    #[test]
+    fn broadcaster_identities_are_kept_as_written() {
+        let text = "[streamerbot.broadcaster.twitch]\nbroadcastUser = \"MyChannel\"\nbroadcastUserId = 695682330\nbroadcasterIsPartner = false\n";
+        let config = resolve(text).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(config.streamerbot.broadcaster),
+            serde_json::json!({"twitch": {"broadcastUser": "MyChannel", "broadcastUserId": 695682330, "broadcasterIsPartner": false}})
+        );
+        let error = resolve("[streamerbot.broadcaster]\ntwitch = 1\n").unwrap_err();
+        assert!(
+            error.to_string().contains("streamerbot.broadcaster.twitch"),
+            "{error}"
+        );
     }
 
     #[test]

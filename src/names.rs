@@ -5,8 +5,13 @@
 //! acknowledged event introduced is on disk with the event's other records; faces that list
 //! names (the Streamer.bot face's `GetEvents`) read them. Names seen at runtime are kept in the
 //! store's `meta` tree, at most [`MAX_SEEN_NAMES`] of them.
+//!
+//! A name keeps its first spelling, except that a [deliberate] spelling (capitalised, without
+//! separators, as Streamer.bot spells its events) replaces one guessed from a lower-case or
+//! snake_case arrival: `twitch/custompowerupredemption` then `Twitch.CustomPowerUpRedemption`
+//! leaves the second spelling.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
@@ -29,15 +34,40 @@ struct Inner {
     configured: Vec<Name>,
     /// In the order first seen.
     seen: Vec<Name>,
-    /// Normalised (source, type) of every seen name, and of sources with `""` as type.
-    known: HashSet<(String, String)>,
+    /// Normalised (source, type) of every seen name, and of sources with `""` as type → its
+    /// place in `seen`.
+    known: HashMap<(String, String), usize>,
     warned_full: bool,
+}
+
+/// Whether `name` is spelled deliberately: it starts with a capital and has no separators.
+pub fn deliberate(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase()) && !name.contains(['_', '-', '.', ' '])
+}
+
+/// Whether `new` should replace the spelling `stored` of the same name.
+fn better(stored: &str, new: &str) -> bool {
+    deliberate(new) && !deliberate(stored)
 }
 
 impl Inner {
     fn remember(&mut self, source: &str, kind: Option<&str>) {
-        self.known
-            .insert((normalise(source), kind.map(normalise).unwrap_or_default()));
+        let key = (normalise(source), kind.map(normalise).unwrap_or_default());
+        self.known.insert(key, self.seen.len());
+        self.seen.push((source.to_owned(), kind.map(str::to_owned)));
+    }
+
+    /// The place of a seen name (`kind` `""` for the source itself), and whether `spelling` is
+    /// a better spelling of it.
+    fn lookup(&self, key: &(String, String), spelling: &str) -> Option<(usize, bool)> {
+        let &at = self.known.get(key)?;
+        let (source, kind) = &self.seen[at];
+        let stored = if key.1.is_empty() {
+            source
+        } else {
+            kind.as_deref().unwrap_or_default()
+        };
+        Some((at, better(stored, spelling)))
     }
 }
 
@@ -63,7 +93,6 @@ impl Names {
         for (source, kind) in &seen {
             inner.remember(source, kind.as_deref());
         }
-        inner.seen = seen;
         Ok(Names {
             inner: RwLock::new(inner),
             meta,
@@ -94,25 +123,28 @@ impl Names {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Records the names of an event that are new; returns whether any were. The record is
-    /// written to `meta` but not flushed: flush before acknowledging the event.
+    /// Records the names of an event that are new, or better spelled than before; returns
+    /// whether any were. The record is written to `meta` but not flushed: flush before
+    /// acknowledging the event.
     pub fn record(&self, source: &str, kind: &str) -> bool {
-        let key = (normalise(source), normalise(kind));
-        if self
-            .inner
-            .read()
-            .expect("names lock is never poisoned")
-            .known
-            .contains(&key)
-        {
+        let source_key = (normalise(source), String::new());
+        let key = (source_key.0.clone(), normalise(kind));
+        let settled = |inner: &Inner| {
+            let source = inner.lookup(&source_key, source);
+            let kind = inner.lookup(&key, kind);
+            matches!((source, kind), (Some((_, false)), Some((_, false))))
+        };
+        if settled(&self.inner.read().expect("names lock is never poisoned")) {
             return false;
         }
         let mut inner = self.inner.write().expect("names lock is never poisoned");
-        if inner.known.contains(&key) {
+        if settled(&inner) {
             return false;
         }
-        let new_source = !inner.known.contains(&(key.0.clone(), String::new()));
-        if inner.seen.len() + usize::from(new_source) + 1 > MAX_SEEN_NAMES {
+        let source_seen = inner.lookup(&source_key, source);
+        let kind_seen = inner.lookup(&key, kind);
+        let new_names = usize::from(source_seen.is_none()) + usize::from(kind_seen.is_none());
+        if inner.seen.len() + new_names > MAX_SEEN_NAMES {
             if !inner.warned_full {
                 inner.warned_full = true;
                 log::warn!(
@@ -121,12 +153,16 @@ impl Names {
             }
             return false;
         }
-        if new_source {
-            inner.seen.push((source.to_owned(), None));
-            inner.remember(source, None);
+        match source_seen {
+            None => inner.remember(source, None),
+            Some((at, true)) => inner.seen[at].0 = source.to_owned(),
+            Some((_, false)) => {}
         }
-        inner.seen.push((source.to_owned(), Some(kind.to_owned())));
-        inner.known.insert(key);
+        match kind_seen {
+            None => inner.remember(source, Some(kind)),
+            Some((at, true)) => inner.seen[at].1 = Some(kind.to_owned()),
+            Some((_, false)) => {}
+        }
         let seen = serde_json::to_value(&inner.seen).expect("names serialize");
         self.generation.fetch_add(1, Ordering::AcqRel);
         drop(inner);
@@ -155,7 +191,7 @@ mod tests {
         let (_dir, names) = temporary();
         let before = names.generation();
         assert!(names.record("my_game", "level.up"));
-        assert!(!names.record("MyGame", "LevelUp"));
+        assert!(!names.record("mygame", "level_up"), "another guess changes nothing");
         assert!(names.record("mygame", "boss"));
         assert_eq!(
             names.all(),
@@ -166,6 +202,34 @@ mod tests {
             ]
         );
         assert_ne!(names.generation(), before);
+    }
+
+    #[test]
+    fn a_deliberate_spelling_replaces_a_guessed_one_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        {
+            let names = Names::load(store.meta().clone()).unwrap();
+            assert!(names.record("twitch", "custompowerupredemption"));
+            assert!(names.record("Twitch", "CustomPowerUpRedemption"));
+            assert!(
+                !names.record("twitch", "custom_power_up_redemption"),
+                "no way back"
+            );
+        }
+        let names = Names::load(store.meta().clone()).unwrap();
+        assert_eq!(
+            names.all(),
+            vec![
+                ("Twitch".to_owned(), None),
+                (
+                    "twitch".to_owned(),
+                    Some("CustomPowerUpRedemption".to_owned())
+                ),
+            ]
+        );
+        assert!(deliberate("BossDefeated") && !deliberate("boss_defeated"));
+        assert!(!deliberate("Boss_Defeated") && !deliberate(""));
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Templates (docs/rules.md §5): minijinja over the run's facts. A string containing `{{` or `{%` is a
 //! template, checked when its document loads; a string that is exactly one `{{ expression }}`
 //! evaluates to the expression's JSON value, every other template renders to a string.
+//!
+//! A run's arguments are also bare names (`{{ title }}`), except where a namespace has the name:
+//! `event`, `args`, `global`, `user`, `run`, `now` and `nowMs` always mean the namespace, so an
+//! argument `user` is `{{ args.user }}`. A template that names `event`, `global`, `user` or `run`
+//! alone is warned about when it loads: that is almost always an argument meant.
 
 use std::sync::OnceLock;
 
@@ -34,6 +39,26 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
+/// Namespaces whose bare use in a template is almost always an argument of that name meant.
+const SHADOWING: [&str; 4] = ["event", "global", "user", "run"];
+
+/// The namespaces of [`SHADOWING`] that `names` (a template's variables, dotted) uses alone.
+fn bare_namespaces(names: &std::collections::HashSet<String>) -> Vec<&'static str> {
+    SHADOWING
+        .into_iter()
+        .filter(|namespace| names.contains(*namespace))
+        .collect()
+}
+
+/// Warns (once per load) about a template that names a namespace alone.
+fn warn_shadowed(source: &str, names: &std::collections::HashSet<String>) {
+    for namespace in bare_namespaces(names) {
+        log::warn!(
+            "rules: the template {source:?} uses `{namespace}` alone, which is the {namespace} namespace (an object), not an argument named `{namespace}`: write `args.{namespace}` for the argument"
+        );
+    }
+}
+
 impl Template {
     /// Parses `source`, refusing a syntax error with minijinja's message.
     pub fn parse(source: &str) -> Result<Template, String> {
@@ -47,14 +72,16 @@ impl Template {
             .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
             .filter(|_| trimmed == source)
         {
-            environment()
+            let expression = environment()
                 .compile_expression(inner)
                 .map_err(|error| error.to_string())?;
+            warn_shadowed(source, &expression.undeclared_variables(true));
             return Ok(Template::Expression(inner.to_owned()));
         }
-        environment()
+        let template = environment()
             .template_from_str(source)
             .map_err(|error| error.to_string())?;
+        warn_shadowed(source, &template.undeclared_variables(true));
         Ok(Template::Text(source.to_owned()))
     }
 
@@ -180,6 +207,26 @@ mod tests {
     fn a_syntax_error_is_refused_at_parse() {
         assert!(Template::parse("{{ oops").is_err());
         assert!(Template::parse("{% if %}").is_err());
+    }
+
+    #[test]
+    fn a_namespace_named_alone_is_found_for_the_load_warning() {
+        let names = |source: &str| {
+            let template = environment().template_from_str(source).unwrap();
+            bare_namespaces(&template.undeclared_variables(true))
+        };
+        assert_eq!(
+            names("for {{ user | default('x') }}: {{ title }}"),
+            ["user"]
+        );
+        assert_eq!(
+            names("{{ user.points }} {{ args.user }} {{ event.data }}"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            names("{% if global %}{{ run }}{% endif %}"),
+            ["global", "run"]
+        );
     }
 
     #[test]

@@ -201,7 +201,43 @@ async function customInject() {
   await sb.disconnect();
 }
 
+// A configured broadcaster is answered as written (the server runs with the Twitch and YouTube
+// identities of the README).
+async function broadcaster() {
+  const { sb, connected } = client();
+  await sb.connect();
+  await within(connected, 'onConnect');
+  const answer = await sb.getBroadcaster();
+  assert.deepEqual(answer.platforms.twitch, {
+    broadcastUser: 'MyChannel', broadcastUserName: 'mychannel', broadcastUserId: 695682330,
+    broadcasterIsAffiliate: false, broadcasterIsPartner: false,
+  });
+  assert.deepEqual(answer.platforms.youtube, { broadcastUserName: 'My Channel', broadcastUserId: 'UCl3oatIf9tYopHaZHvnH3xw' });
+  assert.deepEqual([...answer.connected].sort(), ['twitch', 'youtube']);
+  assert.deepEqual(answer.disconnected, []);
+  ok('broadcaster');
+  await sb.disconnect();
+}
+
+// A name no list has, first injected in lower case, then in Streamer.bot's PascalCase: the
+// listener for the PascalCase name hears the second.
+async function pascalCaseWins() {
+  const { sb, connected } = client();
+  const heard = listen(sb, 'Twitch.CustomWidgetThing');
+  await sb.connect();
+  await within(connected, 'onConnect');
+  await inject({ source: 'twitch', type: 'customwidgetthing', data: { n: 1 } });
+  const id = await inject({ source: 'Twitch', type: 'CustomWidgetThing', data: { n: 2 } });
+  const event = await heard();
+  assert.equal(event.event.id, id);
+  assert.equal(event.event.type, 'CustomWidgetThing');
+  ok('pascal case wins');
+  await sb.disconnect();
+}
+
 const scenarios = {
+  broadcaster,
+  'pascal-case-wins': pascalCaseWins,
   'no-password': noPassword,
   'right-password': rightPassword,
   'wrong-password': wrongPassword,

@@ -1,5 +1,6 @@
 //! The real clients: `@streamerbot/client` 1.12.x from npm and `pystreamerbot` from PyPI.
 
+use crate::examples::server_with_shipped_rules;
 use crate::streamerbot::server_with_actions;
 use crate::support::clients::{node, python_script};
 use crate::support::{Options, TestServer};
@@ -111,4 +112,56 @@ async fn the_overlay_example_shows_follows_cheers_and_custom_broadcasts() {
         output.lines(),
         ["Alice followed!", "Thanks for the 100 bits!", "Boss down"]
     );
+}
+
+#[tokio::test]
+async fn the_readme_do_action_example_prints_what_the_readme_says() {
+    let server = server_with_shipped_rules();
+    let output = node("readme_example.mjs", &[server.url("streamerbot")]).await;
+    output.assert_success();
+    assert_eq!(output.lines(), ["alert: Boss down (Alice)"]);
+    server.wait_for_log("overlay alert for Alice: Boss down");
+}
+
+#[tokio::test]
+async fn get_broadcaster_answers_the_configured_identities_as_written() {
+    let server = TestServer::start_with(Options {
+        extra_toml: r#"
+[streamerbot.broadcaster.twitch]
+broadcastUser = "MyChannel"
+broadcastUserName = "mychannel"
+broadcastUserId = 695682330
+broadcasterIsAffiliate = false
+broadcasterIsPartner = false
+
+[streamerbot.broadcaster.youtube]
+broadcastUserName = "My Channel"
+broadcastUserId = "UCl3oatIf9tYopHaZHvnH3xw"
+"#
+        .into(),
+        ..Options::default()
+    });
+    let output = node(
+        "streamerbot.mjs",
+        &["broadcaster", server.url("streamerbot"), server.url("http")],
+    )
+    .await;
+    output.assert_success();
+    assert_eq!(output.lines(), ["ok broadcaster"]);
+}
+
+#[tokio::test]
+async fn a_pascal_case_spelling_reaches_the_official_client_after_a_lower_case_one() {
+    let server = TestServer::start();
+    let output = node(
+        "streamerbot.mjs",
+        &[
+            "pascal-case-wins",
+            server.url("streamerbot"),
+            server.url("http"),
+        ],
+    )
+    .await;
+    output.assert_success();
+    assert_eq!(output.lines(), ["ok pascal case wins"]);
 }

@@ -353,3 +353,18 @@ async fn rules_answer_get_code_triggers_get_commands_and_calls() {
         "Switchboard"
     );
 }
+
+#[tokio::test]
+async fn a_template_naming_a_namespace_alone_is_warned_about_at_load() {
+    let dirs = Dirs::new();
+    dirs.write_rule(
+        "alert.action.json",
+        &json!({"kind": "action", "schemaVersion": 1,
+        "id": "01JE0W4RN5HAD0WED000000000", "name": "Alert",
+        "steps": [{"kind": "log", "message": "alert for {{ user }}"}]})
+        .to_string(),
+    );
+    let server = TestServer::start_in(dirs, Options::default());
+    let line = server.wait_for_log("uses `user` alone");
+    assert!(line.contains("args.user"), "{line}");
+}

@@ -93,7 +93,7 @@ async fn the_rust_events_example_prints_what_it_subscribed_to() {
 }
 
 /// A server with the shipped rules, for the custom-face examples.
-fn server_with_shipped_rules() -> TestServer {
+pub fn server_with_shipped_rules() -> TestServer {
     let dirs = crate::support::Dirs::new();
     for entry in std::fs::read_dir(crate::support::project_dir().join("rules")).unwrap() {
         let path = entry.unwrap().path();

@@ -3,7 +3,9 @@
 //!
 //! The catalogue is Streamer.bot's own list, then Switchboard's categories, then the names
 //! Switchboard knows from its configuration and from runtime events ([`Names`]), each spelled by
-//! the PascalCase rule. It is rebuilt when those names change; rendering records nothing.
+//! the PascalCase rule. A name keeps its first spelling, except that a deliberate one (as
+//! Streamer.bot spells its events) replaces a spelling guessed from a lower-case or snake_case
+//! name. It is rebuilt when those names change; rendering records nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,9 +13,12 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Map, Value};
 
 use crate::event::normalise;
-use crate::names::Names;
+use crate::names::{deliberate, Names};
 
-/// Streamer.bot's categories and types, as published in `@streamerbot/client` 1.12.x.
+/// Streamer.bot's categories and types: `@streamerbot/client`'s list (unchanged from 1.12 to
+/// 2.0), then, at the end of their categories, the events of Streamer.bot 1.0.x that the client
+/// does not list (`Twitch.CustomPowerUpRedemption`, `Twitch.SuspiciousUserMessage`,
+/// `YouTube.JewelsGifted`, `YouTube.UserTimedout`, `Kick.RewardRedemption`, `Kick.KicksGifted`).
 const STREAMERBOT_CATALOGUE: &str = include_str!("catalogue.txt");
 /// Switchboard's own categories, listed after Streamer.bot's.
 const SWITCHBOARD_CATEGORIES: &[(&str, &[&str])] = &[
@@ -47,7 +52,11 @@ pub fn pascal_case(name: &str) -> String {
 #[derive(Debug, Clone)]
 struct Category {
     name: String,
+    /// Whether `name` was spelled deliberately (else guessed by the PascalCase rule).
+    exact: bool,
     types: Vec<String>,
+    /// Per type: spelled deliberately.
+    exact_types: Vec<bool>,
     /// Normalised type → index in `types`.
     index: HashMap<String, usize>,
 }
@@ -65,13 +74,22 @@ impl Inner {
     /// Adds a category (and a type under it) unless present.
     fn add(&mut self, source: &str, kind: Option<&str>) {
         let position = match self.index.get(&normalise(source)) {
-            Some(&position) => position,
+            Some(&position) => {
+                let category = &mut self.categories[position];
+                if !category.exact && deliberate(source) {
+                    category.name = source.to_owned();
+                    category.exact = true;
+                }
+                position
+            }
             None => {
                 let name = pascal_case(source);
                 self.index.insert(normalise(&name), self.categories.len());
                 self.categories.push(Category {
                     name,
+                    exact: deliberate(source),
                     types: Vec::new(),
+                    exact_types: Vec::new(),
                     index: HashMap::new(),
                 });
                 self.categories.len() - 1
@@ -79,12 +97,20 @@ impl Inner {
         };
         let category = &mut self.categories[position];
         if let Some(kind) = kind {
-            if !category.index.contains_key(&normalise(kind)) {
-                let name = pascal_case(kind);
-                category
-                    .index
-                    .insert(normalise(&name), category.types.len());
-                category.types.push(name);
+            match category.index.get(&normalise(kind)) {
+                Some(&at) if !category.exact_types[at] && deliberate(kind) => {
+                    category.types[at] = kind.to_owned();
+                    category.exact_types[at] = true;
+                }
+                Some(_) => {}
+                None => {
+                    let name = pascal_case(kind);
+                    category
+                        .index
+                        .insert(normalise(&name), category.types.len());
+                    category.types.push(name);
+                    category.exact_types.push(deliberate(kind));
+                }
             }
         }
     }
@@ -208,7 +234,22 @@ mod tests {
     }
 
     #[test]
-    fn streamerbot_list_has_44_categories_and_464_types() {
+    fn every_listed_name_renders_in_its_own_spelling() {
+        let (_dir, catalogue) = catalogue();
+        let mut count = 0;
+        for line in STREAMERBOT_CATALOGUE.lines() {
+            let (category, types) = line.split_once(':').unwrap();
+            for kind in types.split_whitespace() {
+                let rendered = catalogue.render(category.trim(), kind);
+                assert_eq!(rendered, (category.trim().to_owned(), kind.to_owned()));
+                count += 1;
+            }
+        }
+        assert_eq!(count, 470);
+    }
+
+    #[test]
+    fn streamerbot_list_has_44_categories_and_470_types() {
         let (_dir, catalogue) = catalogue();
         let events = catalogue.to_json();
         let events = events.as_object().unwrap();
@@ -217,7 +258,7 @@ mod tests {
             .iter()
             .map(|(_, t)| t.as_array().unwrap().len())
             .sum();
-        assert_eq!(types, 464);
+        assert_eq!(types, 470);
         assert_eq!(events.len(), 47);
         assert!(events
             .keys()
@@ -278,6 +319,15 @@ mod tests {
         assert_eq!(
             catalogue.to_json()["MyGame"],
             serde_json::json!(["LevelUp"])
+        );
+        names.record("twitch", "custompowerupredemption2");
+        let guessed = catalogue.render("twitch", "custompowerupredemption2").1;
+        assert_eq!(guessed, "Custompowerupredemption2");
+        names.record("Twitch", "CustomPowerUpRedemption2");
+        let exact = catalogue.render("twitch", "custompowerupredemption2").1;
+        assert_eq!(
+            exact, "CustomPowerUpRedemption2",
+            "the deliberate spelling wins"
         );
         drop(dir);
     }

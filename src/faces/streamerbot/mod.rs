@@ -71,7 +71,11 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
             },
         )
         .await?;
+    let platforms = config.broadcaster.clone();
+    let connected: Vec<&String> = platforms.keys().collect();
+    let broadcaster = json!({"platforms": platforms, "connected": connected, "disconnected": []});
     let shared = web::Data::new(Arc::new(Shared {
+        broadcaster,
         info: Info::new(instance_id),
         password: config.password.clone(),
         catalogue,
@@ -105,6 +109,8 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
 /// What every connection of the face shares.
 pub struct Shared {
     pub info: Info,
+    /// The `GetBroadcaster` answer: the configured platforms, as written, all connected.
+    pub broadcaster: Value,
     /// Empty: no authentication.
     pub password: Secret,
     pub catalogue: Arc<Catalogue>,
@@ -356,9 +362,7 @@ impl Connection {
                 request,
                 persisted(request)?,
             )),
-            Request::GetBroadcaster => Answer::Now(Reply::with(
-                json!({"platforms": {}, "connected": [], "disconnected": []}),
-            )),
+            Request::GetBroadcaster => Answer::Now(Reply::with(self.shared.broadcaster.clone())),
             Request::GetActiveViewers => {
                 Answer::Now(Reply::with(json!({"viewers": [], "count": 0})))
             }
