@@ -224,3 +224,77 @@ async fn the_astro_widget_example_runs_as_written() {
     );
     assert_eq!(client.line().await, "bob: tip on streamlabs");
 }
+
+#[tokio::test]
+async fn an_expired_reconnect_token_is_closed_1008_and_a_fresh_one_welcomed() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use switchboard::faces::astro::reconnect::{Keys, Sub};
+
+    let server = TestServer::start_with(options());
+    server.terminate();
+    let (dirs, options) = server.exited();
+    // Sign tokens with the secret the server keeps in its store, as it would.
+    let store = switchboard::store::Store::open(dirs.data.path()).unwrap();
+    let secret = store.meta().get("astro.reconnectSecret").unwrap();
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(
+            secret
+                .as_ref()
+                .and_then(Value::as_str)
+                .expect("a stored secret"),
+        )
+        .unwrap();
+    drop(store);
+    let keys = Keys::new(&secret);
+    let digest = sha2::Sha256::digest(b"owner-secret");
+    let fp: String = digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let subs = [Sub {
+        topic: "channel.activities".into(),
+        room: "channel-1".into(),
+        fp,
+    }];
+    let now = chrono::Utc::now().timestamp();
+    let server = TestServer::start_in(dirs, options);
+    let url = |token: &str| format!("{}?reconnect_token={token}", server.url("astro"));
+
+    let mut expired = Ws::connect(&url(&keys.issue(&subs, now - 301))).await;
+    let closed = expired.closed().await;
+    assert_eq!(closed, (1008, "Invalid reconnect token".to_owned()));
+
+    let mut fresh = Ws::connect(&url(&keys.issue(&subs, now))).await;
+    assert_eq!(fresh.recv().await["type"], "welcome");
+    server.inject(json!({"source": "twitch", "type": "follow", "room": "channel-1"}));
+    assert_eq!(fresh.recv().await["topic"], "channel.activities");
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_dropped_after_about_70_seconds() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::start_with(options());
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.url("astro"))
+        .await
+        .unwrap();
+    let welcome = socket.next().await.unwrap().unwrap();
+    assert!(matches!(welcome, Message::Text(text) if text.contains("welcome")));
+    let connected = std::time::Instant::now();
+    // From here on the client reads nothing, so it answers no ping (tungstenite answers while
+    // it reads). The server checks at each 30 s heartbeat: dropped between 70 and 100 s.
+    let within = std::time::Duration::from_secs(110);
+    server.wait_for_log_within("no pong for 70 s, dropping the connection", within);
+    assert!(connected.elapsed() >= std::time::Duration::from_secs(70));
+    // Dropped without a close handshake: whatever pings were queued, then the end of the stream.
+    while let Some(frame) = socket.next().await {
+        match frame {
+            Ok(Message::Ping(_)) => continue,
+            Ok(other) => panic!("expected nothing but pings before the drop, got {other:?}"),
+            Err(_) => break,
+        }
+    }
+}

@@ -175,7 +175,13 @@ impl TestServer {
 
     /// Waits for the process to exit (after [`TestServer::terminate`]) and starts it again on
     /// the same dirs.
-    pub fn restart_after_exit(mut self) -> TestServer {
+    pub fn restart_after_exit(self) -> TestServer {
+        let (dirs, options) = self.exited();
+        TestServer::start_in(dirs, options)
+    }
+
+    /// Waits for the process to exit (after [`TestServer::terminate`]); its dirs and options.
+    pub fn exited(mut self) -> (Dirs, Options) {
         let deadline = std::time::Instant::now() + TIMEOUT;
         while self
             .child
@@ -188,10 +194,11 @@ impl TestServer {
                 std::time::Instant::now() < deadline,
                 "the server did not exit within {TIMEOUT:?}"
             );
+            // Polling the exit status: a child process offers nothing to wait on with a deadline.
             std::thread::sleep(Duration::from_millis(20));
         }
         let TestServer { dirs, options, .. } = self;
-        TestServer::start_in(dirs, options)
+        (dirs, options)
     }
 
     /// The server's log lines so far.
@@ -201,18 +208,23 @@ impl TestServer {
 
     /// Waits (up to [`TIMEOUT`]) for a log line containing `text` and returns it.
     pub fn wait_for_log(&self, text: &str) -> String {
+        self.wait_for_log_within(text, TIMEOUT)
+    }
+
+    /// Waits (up to `timeout`) for a log line containing `text` and returns it.
+    pub fn wait_for_log_within(&self, text: &str, timeout: Duration) -> String {
         let lines = self.logs.lines.lock().unwrap();
         let (lines, _) = self
             .logs
             .added
-            .wait_timeout_while(lines, TIMEOUT, |lines| {
+            .wait_timeout_while(lines, timeout, |lines| {
                 !lines.iter().any(|line| line.contains(text))
             })
             .unwrap();
         match lines.iter().find(|line| line.contains(text)) {
             Some(line) => line.clone(),
             None => panic!(
-                "no log line with {text:?} within {TIMEOUT:?}:\n{}",
+                "no log line with {text:?} within {timeout:?}:\n{}",
                 lines.join("\n")
             ),
         }
