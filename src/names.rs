@@ -143,25 +143,37 @@ impl Names {
         }
         let source_seen = inner.lookup(&source_key, source);
         let kind_seen = inner.lookup(&key, kind);
+        // Better spellings take no room: they are kept even when the list is full. (A source's
+        // spelling is its own entry's; the entries of its types keep the spelling they came with,
+        // and the source's entry, always listed first, decides.)
+        let mut changed = false;
+        if let Some((at, true)) = source_seen {
+            inner.seen[at].0 = source.to_owned();
+            changed = true;
+        }
+        if let Some((at, true)) = kind_seen {
+            inner.seen[at].1 = Some(kind.to_owned());
+            changed = true;
+        }
         let new_names = usize::from(source_seen.is_none()) + usize::from(kind_seen.is_none());
-        if inner.seen.len() + new_names > MAX_SEEN_NAMES {
+        if new_names > 0 && inner.seen.len() + new_names > MAX_SEEN_NAMES {
             if !inner.warned_full {
                 inner.warned_full = true;
                 log::warn!(
                     "names: {MAX_SEEN_NAMES} names seen at runtime are recorded; new names are no longer listed"
                 );
             }
+        } else {
+            if source_seen.is_none() {
+                inner.remember(source, None);
+            }
+            if kind_seen.is_none() {
+                inner.remember(source, Some(kind));
+            }
+            changed |= new_names > 0;
+        }
+        if !changed {
             return false;
-        }
-        match source_seen {
-            None => inner.remember(source, None),
-            Some((at, true)) => inner.seen[at].0 = source.to_owned(),
-            Some((_, false)) => {}
-        }
-        match kind_seen {
-            None => inner.remember(source, Some(kind)),
-            Some((at, true)) => inner.seen[at].1 = Some(kind.to_owned()),
-            Some((_, false)) => {}
         }
         let seen = serde_json::to_value(&inner.seen).expect("names serialize");
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -191,7 +203,10 @@ mod tests {
         let (_dir, names) = temporary();
         let before = names.generation();
         assert!(names.record("my_game", "level.up"));
-        assert!(!names.record("mygame", "level_up"), "another guess changes nothing");
+        assert!(
+            !names.record("mygame", "level_up"),
+            "another guess changes nothing"
+        );
         assert!(names.record("mygame", "boss"));
         assert_eq!(
             names.all(),
@@ -250,5 +265,10 @@ mod tests {
         assert_eq!(all.len(), MAX_SEEN_NAMES);
         assert!(all.contains(&("mygame".to_owned(), Some("boss_defeated".to_owned()))));
         assert!(!names.record("another", "name"), "full");
+        assert!(
+            names.record("Flood", "T0"),
+            "a better spelling takes no room"
+        );
+        assert_eq!(names.all()[2], ("Flood".to_owned(), None));
     }
 }

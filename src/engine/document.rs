@@ -554,6 +554,12 @@ pub fn parse_document(value: &Value) -> Result<Document, Invalid> {
     }
     let mut variables = Vec::new();
     for (name, value) in &raw.variables {
+        if super::template::NAMESPACES.contains(&name.as_str()) {
+            log::warn!(
+                "rules: {:?}: the variable `{name}` is shadowed in templates by the `{name}` namespace: read it as `args.{name}`",
+                raw.name
+            );
+        }
         if !is_variable_name(name) {
             return Err(Invalid::at(
                 format!("/variables/{name}"),

@@ -4,8 +4,9 @@
 //!
 //! A run's arguments are also bare names (`{{ title }}`), except where a namespace has the name:
 //! `event`, `args`, `global`, `user`, `run`, `now` and `nowMs` always mean the namespace, so an
-//! argument `user` is `{{ args.user }}`. A template that names `event`, `global`, `user` or `run`
-//! alone is warned about when it loads: that is almost always an argument meant.
+//! argument `user` is `{{ args.user }}`. A template that names `global` or `user` alone (not
+//! `user.points`) is warned about, once, when it loads: that is almost always an argument meant
+//! (`{{ event }}` alone is the whole event, a usual payload, and is not warned about).
 
 use std::sync::OnceLock;
 
@@ -39,8 +40,12 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
+/// Every namespace of the template context: an argument of one of these names is only reachable
+/// as `args.<name>`.
+pub const NAMESPACES: [&str; 7] = ["event", "args", "global", "user", "run", "now", "nowMs"];
+
 /// Namespaces whose bare use in a template is almost always an argument of that name meant.
-const SHADOWING: [&str; 4] = ["event", "global", "user", "run"];
+const SHADOWING: [&str; 2] = ["global", "user"];
 
 /// The namespaces of [`SHADOWING`] that `names` (a template's variables, dotted) uses alone.
 fn bare_namespaces(names: &std::collections::HashSet<String>) -> Vec<&'static str> {
@@ -50,9 +55,25 @@ fn bare_namespaces(names: &std::collections::HashSet<String>) -> Vec<&'static st
         .collect()
 }
 
-/// Warns (once per load) about a template that names a namespace alone.
+/// Warns about a template that names a namespace alone, once per template text per process (a
+/// document is parsed more than once per load, and again on every reload).
 fn warn_shadowed(source: &str, names: &std::collections::HashSet<String>) {
-    for namespace in bare_namespaces(names) {
+    static WARNED: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let shadowed = bare_namespaces(names);
+    if shadowed.is_empty() {
+        return;
+    }
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned
+        .get_or_insert_with(Default::default)
+        .insert(source.to_owned())
+    {
+        return;
+    }
+    for namespace in shadowed {
         log::warn!(
             "rules: the template {source:?} uses `{namespace}` alone, which is the {namespace} namespace (an object), not an argument named `{namespace}`: write `args.{namespace}` for the argument"
         );
@@ -224,9 +245,10 @@ mod tests {
             Vec::<&str>::new()
         );
         assert_eq!(
-            names("{% if global %}{{ run }}{% endif %}"),
-            ["global", "run"]
+            names("{% if global %}{{ run }}{{ event }}{% endif %}"),
+            ["global"]
         );
+        assert!(names("{% for user in args.users %}{{ user }}{% endfor %}").is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 const [wsUrl] = process.argv.slice(2);
 const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
 const code = readme
-  .match(/```js\n(import \{ StreamerbotClient \}[\s\S]*?)```/)[1]
+  .match(/```js\r?\n(import \{ StreamerbotClient \}[\s\S]*?)```/)[1]
   .replace('port: 8080', `port: ${new URL(wsUrl).port}`);
 const print = console.log;
 console.log = (...args) => {

@@ -124,7 +124,8 @@ async function noPassword() {
   const viewers = await sb.getActiveViewers();
   assert.deepEqual([viewers.count, viewers.viewers], [0, []]);
   const broadcaster = await sb.getBroadcaster();
-  assert.deepEqual(broadcaster.connected, []);
+  const shape = { platforms: broadcaster.platforms, connected: broadcaster.connected, disconnected: broadcaster.disconnected };
+  assert.deepEqual(shape, { platforms: {}, connected: [], disconnected: [] });
   ok('platform requests');
 
   // A cheer is published first; the listener only ever sees the follow.
@@ -202,7 +203,7 @@ async function customInject() {
 }
 
 // A configured broadcaster is answered as written (the server runs with the Twitch and YouTube
-// identities of the README).
+// identities of docs/streamerbot.md §4.9).
 async function broadcaster() {
   const { sb, connected } = client();
   await sb.connect();
