@@ -113,7 +113,13 @@ for _ in $(seq "$RUNS"); do
   run S5-credits sb "${s5[@]}" --kind follow
   for target in astro custom actix ws sio; do run S5 "$target" "${s5[@]}"; done
 done
-for target in sb astro actix ws sio; do
+# S6 measures RSS growth, which memory freed by earlier runs in the same process hides: each
+# Switchboard face gets a server of its own that has run nothing before.
+start_switchboard s6sb "$work/no-rules"
+start_switchboard s6astro "$work/no-rules"
+pin 1 target/release/examples/loadgen --dialect streamerbot --url "$s6sb_sb" --publish "$s6sb_custom" --token bench --pid "$s6sb_pid" --label S6/sb --idle 10000 >> "$results"
+pin 1 target/release/examples/loadgen --dialect astro --url "$s6astro_astro" --publish "$s6astro_custom" --token bench --pid "$s6astro_pid" --label S6/astro --idle 10000 >> "$results"
+for target in actix ws sio; do
   run S6 "$target" --idle 10000
 done
 
