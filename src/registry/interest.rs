@@ -85,17 +85,19 @@ fn matches(pairs: &SharedPairs, source: &str, kind: &str) -> bool {
     })
 }
 
+/// The (source, type) pairs of `list`, in any room.
+#[cfg(test)]
+pub fn pairs(list: &[(&str, &str)]) -> Interest {
+    let mut interest = Interest::default();
+    for (source, kind) in list {
+        interest.add(None, source, kind);
+    }
+    interest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Interest {
-        let mut interest = Interest::default();
-        for (source, kind) in list {
-            interest.add(None, source, kind);
-        }
-        interest
-    }
 
     #[test]
     fn wildcards_select_a_source_a_type_or_everything() {

@@ -314,15 +314,8 @@ impl Handler<ShutDown> for Registry {
 mod tests {
     use std::sync::Mutex;
 
+    use super::interest::pairs;
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Interest {
-        let mut interest = Interest::default();
-        for (source, kind) in list {
-            interest.add(None, source, kind);
-        }
-        interest
-    }
 
     #[test]
     fn equal_interests_share_one_answer_until_the_last_holder_goes() {
