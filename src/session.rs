@@ -467,7 +467,7 @@ mod tests {
     use futures_util::{SinkExt, StreamExt};
 
     use super::*;
-    use crate::registry::{Encode, Interest, Publish, SetEncoder, SetInterest};
+    use crate::registry::{set_interest, Encode, Interest, Publish, Room, SetEncoder};
 
     /// A face whose `wait` request is answered only when the test says so.
     struct Slow {
@@ -486,13 +486,10 @@ mod tests {
 
         fn opened(&mut self, link: &Link) -> Handled {
             let mut interest = Interest::default();
-            interest.add(None, "*", "*");
+            interest.add(Room::Any, "*", "*");
             let (registry, session) = (self.registry.clone(), link.id);
             Handled::Later(Box::pin(async move {
-                registry
-                    .send(SetInterest { session, interest })
-                    .await
-                    .unwrap();
+                set_interest(&registry, session, interest).await.unwrap();
                 vec![Out::Text("ready".into())]
             }))
         }

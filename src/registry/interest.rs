@@ -1,9 +1,10 @@
 //! What a session wants to receive: one shape for every face.
 //!
 //! An interest is a set of (normalised source, normalised type) pairs, either of which may be
-//! `*`, each either for events of any room or for events whose room is exactly a given one. The
-//! Streamer.bot face subscribes to pairs in any room, the custom face to every pair of its type
-//! and source lists, the Astro face to the types that feed a topic in one room. Anything a face
+//! `*`, each for events of any room, for events without a room, or for events whose room is
+//! exactly a given one ([`Room`]). The Streamer.bot face subscribes to pairs in any room, the
+//! custom face to every pair of its type and source lists, the Astro face to the types that feed a
+//! topic in one room, the Socket.IO face to `discord` events without a room and in its guilds. Anything a face
 //! needs beyond that (which of an event's messages a connection writes, answers it awaits) stays
 //! in the face.
 
@@ -22,12 +23,25 @@ type SharedPairs = BTreeMap<String, Arc<BTreeSet<String>>>;
 pub struct Interest {
     /// Pairs wanted whatever the event's room (also events without one).
     any_room: SharedPairs,
+    /// Pairs wanted only in events without a room.
+    no_room: SharedPairs,
     /// Room → pairs wanted only in events of exactly that room.
     rooms: BTreeMap<String, SharedPairs>,
 }
 
 /// `*`: any source or any type.
 pub const ANY: &str = "*";
+
+/// Which events' rooms a pair applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room<'a> {
+    /// Any room, and no room.
+    Any,
+    /// Only events without a room.
+    Without,
+    /// Only events whose room is exactly this one.
+    Exactly(&'a str),
+}
 
 impl Interest {
     /// The pairs of `pairs`, in any room.
@@ -37,7 +51,7 @@ impl Interest {
                 .into_iter()
                 .map(|(source, kinds)| (source, Arc::new(kinds)))
                 .collect(),
-            rooms: BTreeMap::new(),
+            ..Interest::default()
         }
     }
 
@@ -55,15 +69,16 @@ impl Interest {
             .collect();
         Interest {
             any_room,
-            rooms: BTreeMap::new(),
+            ..Interest::default()
         }
     }
 
-    /// Adds the (normalised) pair, in `room` only when one is given.
-    pub fn add(&mut self, room: Option<&str>, source: &str, kind: &str) {
+    /// Adds the (normalised) pair for the events of `room`.
+    pub fn add(&mut self, room: Room<'_>, source: &str, kind: &str) {
         let pairs = match room {
-            None => &mut self.any_room,
-            Some(room) => self.rooms.entry(room.to_owned()).or_default(),
+            Room::Any => &mut self.any_room,
+            Room::Without => &mut self.no_room,
+            Room::Exactly(room) => self.rooms.entry(room.to_owned()).or_default(),
         };
         Arc::make_mut(pairs.entry(source.to_owned()).or_default()).insert(kind.to_owned());
     }
@@ -71,9 +86,13 @@ impl Interest {
     /// Whether an event of the normalised `source` and `kind`, in `room`, is wanted.
     pub fn wants(&self, source: &str, kind: &str, room: Option<&str>) -> bool {
         matches(&self.any_room, source, kind)
-            || room
-                .and_then(|room| self.rooms.get(room))
-                .is_some_and(|pairs| matches(pairs, source, kind))
+            || match room {
+                None => matches(&self.no_room, source, kind),
+                Some(room) => self
+                    .rooms
+                    .get(room)
+                    .is_some_and(|pairs| matches(pairs, source, kind)),
+            }
     }
 }
 
@@ -90,7 +109,7 @@ fn matches(pairs: &SharedPairs, source: &str, kind: &str) -> bool {
 pub fn pairs(list: &[(&str, &str)]) -> Interest {
     let mut interest = Interest::default();
     for (source, kind) in list {
-        interest.add(None, source, kind);
+        interest.add(Room::Any, source, kind);
     }
     interest
 }
@@ -125,11 +144,14 @@ mod tests {
     #[test]
     fn a_room_must_be_carried_exactly() {
         let mut interest = Interest::default();
-        interest.add(Some("channel-1"), ANY, "follow");
+        interest.add(Room::Exactly("channel-1"), ANY, "follow");
         assert!(interest.wants("twitch", "follow", Some("channel-1")));
         assert!(!interest.wants("twitch", "follow", Some("channel-2")));
         assert!(!interest.wants("twitch", "follow", Some("Channel-1")));
         assert!(!interest.wants("twitch", "follow", None));
         assert!(!interest.wants("twitch", "cheer", Some("channel-1")));
+        interest.add(Room::Without, "discord", ANY);
+        assert!(interest.wants("discord", "userupdate", None));
+        assert!(!interest.wants("discord", "userupdate", Some("111")));
     }
 }

@@ -27,10 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures::channel::oneshot;
 
 use self::frames::Encoders;
 pub use self::frames::{Encode, FaceKind, Frame};
-pub use self::interest::{Interest, Pairs, ANY};
+pub use self::interest::{Interest, Pairs, Room, ANY};
 pub use self::outlet::{Closing, Outgoing, Outlet, Refused};
 use crate::event::{normalise, Event};
 
@@ -50,12 +51,36 @@ pub struct Connect {
     pub outlet: Box<dyn Outlet + Send>,
 }
 
-/// Replaces what a session wants to receive.
+/// Replaces what a session wants to receive (see [`set_interest`] to know when it has).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetInterest {
     pub session: SessionId,
     pub interest: Interest,
+    /// Told once the interest is recorded.
+    pub recorded: Option<oneshot::Sender<()>>,
+}
+
+/// The registry stopped before it recorded an interest.
+#[derive(Debug, thiserror::Error)]
+#[error("the registry is not answering")]
+pub struct Gone;
+
+/// Replaces what `session` wants; resolves once recorded. The message is queued at once (not
+/// when the future is first polled, and whatever the mailbox holds), so the registry applies a
+/// session's interests in the order they were decided.
+pub fn set_interest(
+    registry: &Addr<Registry>,
+    session: SessionId,
+    interest: Interest,
+) -> impl std::future::Future<Output = Result<(), Gone>> + 'static {
+    let (recorded, done) = oneshot::channel();
+    registry.do_send(SetInterest {
+        session,
+        interest,
+        recorded: Some(recorded),
+    });
+    async move { done.await.map_err(|_| Gone) }
 }
 
 /// Installs a face's encoder (before its listener opens).
@@ -233,6 +258,10 @@ impl Handler<SetInterest> for Registry {
             let old = std::mem::replace(&mut entry.wanted, wanted);
             self.interned.release(old);
         }
+        if let Some(recorded) = message.recorded {
+            // The session may have stopped waiting; nothing to tell it then.
+            let _ = recorded.send(());
+        }
     }
 }
 
@@ -383,10 +412,7 @@ mod tests {
             outlet: Box::new(queue.clone()),
         };
         let session = registry.send(connect).await.unwrap();
-        registry
-            .send(SetInterest { session, interest })
-            .await
-            .unwrap();
+        set_interest(registry, session, interest).await.unwrap();
         session
     }
 
@@ -434,7 +460,7 @@ mod tests {
             ..Queue::default()
         };
         let mut interest = Interest::default();
-        interest.add(Some("channel-1"), "*", "follow");
+        interest.add(Room::Exactly("channel-1"), "*", "follow");
         connect(&registry, &in_room, interest.clone()).await;
         let mut follow = Event::new("twitch", "follow", serde_json::json!({}));
         follow.room = Some("channel-1".into());

@@ -38,7 +38,9 @@ use self::tokens::Tokens;
 use self::topics::Topic;
 use crate::event::Event;
 use crate::faces::{listen, listening, Setup, StartError, Started};
-use crate::registry::{Closing, Encode, FaceKind, Frame, Interest, Registry, SetInterest, ANY};
+use crate::registry::{
+    set_interest, Closing, Encode, FaceKind, Frame, Interest, Registry, Room, SetInterest, ANY,
+};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 
 /// The `meta` key of the secret that signs reconnect tokens.
@@ -187,7 +189,7 @@ fn interest(subscriptions: &Subscriptions) -> Interest {
     for (topic, room, _) in subscriptions.iter() {
         let topic = topics::topic(topic).expect("subscriptions hold known topics");
         for kind in topics::wanted_types(topic) {
-            interest.add(Some(room), ANY, &kind);
+            interest.add(Room::Exactly(room), ANY, &kind);
         }
     }
     interest
@@ -205,11 +207,7 @@ impl Face for Connection {
             Some(Ok(subs)) => {
                 // Held only once recorded, so that nothing is written before the welcome.
                 let restored = self.restored(subs, link);
-                let (registry, session) = (self.shared.registry.clone(), link.id);
-                let recorded = registry.send(SetInterest {
-                    session,
-                    interest: interest(&restored),
-                });
+                let recorded = set_interest(&self.shared.registry, link.id, interest(&restored));
                 let held = self.subscriptions.clone();
                 Handled::Later(
                     async move {
@@ -344,10 +342,7 @@ impl Connection {
         subscriptions.remove(topic.name, Some(&room));
         drop(subscriptions);
         let (registry, session) = (self.shared.registry.clone(), link.id);
-        let recorded = registry.send(SetInterest {
-            session,
-            interest: wanted,
-        });
+        let recorded = set_interest(&registry, session, wanted);
         let held = self.subscriptions.clone();
         let fp = grant.fp.clone();
         Handled::Later(
@@ -371,7 +366,11 @@ impl Connection {
                 };
                 // Not left behind: the registry applies this after the late one.
                 let interest = interest(&held.borrow());
-                registry.do_send(SetInterest { session, interest });
+                registry.do_send(SetInterest {
+                    session,
+                    interest,
+                    recorded: None,
+                });
                 reply(protocol::failure(&failure))
             }
             .boxed_local(),
@@ -393,8 +392,8 @@ impl Connection {
             return Handled::Now(reply(unsubscribed));
         }
         let interest = interest(&subscriptions);
-        let (registry, session) = (self.shared.registry.clone(), link.id);
-        let recorded = registry.send(SetInterest { session, interest });
+        let session = link.id;
+        let recorded = set_interest(&self.shared.registry, session, interest);
         Handled::Later(
             async move {
                 if let Err(error) = recorded.await {

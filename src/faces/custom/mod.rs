@@ -24,7 +24,7 @@ use crate::config::Secret;
 use crate::engine::{self, EngineError, RuleEngine};
 use crate::event::{normalise, Event};
 use crate::faces::{listen, listening, Setup, StartError, Started};
-use crate::registry::{Encode, FaceKind, Frame, Interest, Registry, SetInterest};
+use crate::registry::{set_interest, Encode, FaceKind, Frame, Interest, Registry};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 
 /// Starts the face, if enabled: the token (generated and stored on first start when none is
@@ -309,7 +309,7 @@ impl Connection {
         let interest = Interest::every_pair_of(set(&sources).as_ref(), set(&event_types).as_ref());
         let ack = json!({"action": "subscribe", "status": "ok", "eventTypes": event_types, "sources": sources}).to_string();
         let session = link.id;
-        let recorded = self.shared.registry.send(SetInterest { session, interest });
+        let recorded = set_interest(&self.shared.registry, session, interest);
         Handled::Later(
             async move {
                 match recorded.await {

@@ -36,7 +36,9 @@ use crate::engine::loader::DocumentSet;
 use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{format_time, normalise, Event};
 use crate::faces::{listen, listening, Setup, StartError, Started};
-use crate::registry::{Encode, FaceKind, Frame, Interest, Registry, SessionId, SetInterest};
+use crate::registry::{
+    set_interest, Encode, FaceKind, Frame, Interest, Registry, Room, SessionId, SetInterest,
+};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 use crate::store::Table;
 
@@ -264,6 +266,7 @@ impl Face for Connection {
             self.shared.registry.do_send(SetInterest {
                 session: self.session,
                 interest: self.subscribed.clone(),
+                recorded: None,
             });
         }
         true
@@ -423,14 +426,13 @@ impl Connection {
         let interest = self.interest();
         let reply =
             Reply::with(json!({"events": self.subscriptions.to_json(&self.shared.catalogue)}));
-        // Sent now, not when the reply is first polled: the registry applies this connection's
-        // interests in the order they were decided (`accepts` narrows one too).
-        let session = link.id;
-        let recorded = self.shared.registry.send(SetInterest { session, interest });
+        // Queued now: the registry applies this connection's interests in the order they were
+        // decided (`accepts` narrows one too).
+        let recorded = set_interest(&self.shared.registry, link.id, interest);
         Ok(later(async move {
             match recorded.await {
                 Ok(()) => reply,
-                Err(error) => mailbox_error(error),
+                Err(error) => internal(error),
             }
         }))
     }
@@ -515,7 +517,7 @@ impl Connection {
     fn interest(&self) -> Interest {
         let mut interest = self.subscribed.clone();
         if !self.awaiting.is_empty() {
-            interest.add(None, "custom", "event");
+            interest.add(Room::Any, "custom", "event");
         }
         interest
     }
@@ -533,11 +535,8 @@ impl Connection {
                 self.awaiting.remove(0);
             }
             self.awaiting.push(response_id.to_owned());
-            // Sent now, in order with the interests `accepts` and `subscribe` send.
-            self.shared.registry.send(SetInterest {
-                session: link.id,
-                interest: self.interest(),
-            })
+            // Queued now, in order with the interests `accepts` and `subscribe` send.
+            set_interest(&self.shared.registry, link.id, self.interest())
         });
         async move {
             if let Some(recorded) = recorded {
