@@ -45,6 +45,7 @@ room = "bench"
 scopes = ["*"]
 [socketio]
 bind = "127.0.0.1:0"
+api_keys = ["bench"]
 [limits]
 send_queue = 4096
 TOML
@@ -55,6 +56,7 @@ TOML
   eval "${1}_sb=$(grep -m1 ' streamerbot ' "$work/$1.out" | awk '{print $2}')"
   eval "${1}_custom=$(grep -m1 '^  custom  ' "$work/$1.out" | awk '{print $2}')"
   eval "${1}_astro=$(grep -m1 '^  astro  ' "$work/$1.out" | awk '{print $2}')"
+  eval "${1}_sio=$(grep -m1 '^  socketio  ' "$work/$1.out" | awk '{print $2}' | sed -e 's|^http://|ws://|' -e 's|/socket.io/$||')"
 }
 
 start_peer() { # name command...
@@ -85,6 +87,7 @@ run() { # label target args...
     sb) base=(--dialect streamerbot --url "$sw_sb" --publish "$sw_custom" --token bench --pid "$sw_pid") ;;
     custom) base=(--dialect custom --url "$sw_custom" --token bench --pid "$sw_pid") ;;
     astro) base=(--dialect astro --url "$sw_astro" --publish "$sw_custom" --token bench --pid "$sw_pid") ;;
+    hb) base=(--dialect holobridge --url "$sw_sio" --publish "$sw_custom" --token bench --pid "$sw_pid") ;;
     sbrules) base=(--dialect streamerbot --url "$swr_sb" --publish "$swr_custom" --token bench --pid "$swr_pid") ;;
     ws) base=(--dialect ws --url "ws://127.0.0.1:$ws_port/" --pid "$ws_pid") ;;
     actix) base=(--dialect ws --url "ws://127.0.0.1:$actix_port/" --pid "$actix_pid") ;;
@@ -111,14 +114,16 @@ for _ in $(seq "$RUNS"); do
   run S5 sb "${s5[@]}"
   run S5-rules sbrules "${s5[@]}"
   run S5-credits sb "${s5[@]}" --kind follow
-  for target in astro custom actix ws sio; do run S5 "$target" "${s5[@]}"; done
+  for target in astro hb custom actix ws sio; do run S5 "$target" "${s5[@]}"; done
 done
 # S6 measures RSS growth, which memory freed by earlier runs in the same process hides: each
 # Switchboard face gets a server of its own that has run nothing before.
 start_switchboard s6sb "$work/no-rules"
 start_switchboard s6astro "$work/no-rules"
+start_switchboard s6hb "$work/no-rules"
 pin 1 target/release/examples/loadgen --dialect streamerbot --url "$s6sb_sb" --publish "$s6sb_custom" --token bench --pid "$s6sb_pid" --label S6/sb --idle 10000 >> "$results"
 pin 1 target/release/examples/loadgen --dialect astro --url "$s6astro_astro" --publish "$s6astro_custom" --token bench --pid "$s6astro_pid" --label S6/astro --idle 10000 >> "$results"
+pin 1 target/release/examples/loadgen --dialect holobridge --url "$s6hb_sio" --publish "$s6hb_custom" --token bench --pid "$s6hb_pid" --label S6/hb --idle 10000 >> "$results"
 for target in actix ws sio; do
   run S6 "$target" --idle 10000
 done

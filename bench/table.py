@@ -21,7 +21,7 @@ def fmt(value, digits=0):
 
 print("| scenario | server | deliveries/s | p50 ms | p99 ms | p999 ms | lost | CPU µs/delivery | steal % | × ws | × Socket.IO |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-names = {"sb": "Switchboard (Streamer.bot face)", "astro": "Switchboard (Astro face)", "custom": "Switchboard (custom face)", "sbrules": "Switchboard, 101 rules",
+names = {"sb": "Switchboard (Streamer.bot face)", "astro": "Switchboard (Astro face)", "hb": "Switchboard (Socket.IO face)", "custom": "Switchboard (custom face)", "sbrules": "Switchboard, 101 rules",
          "actix": "bare actix-web-actors (floor)", "ws": "Node ws", "sio": "Socket.IO"}
 peers = ("actix", "ws", "sio")
 for label in sorted(rows, key=lambda label: (label.split("/")[0], list(names).index(label.split("/")[1]))):

@@ -6,8 +6,9 @@
 //! hypervisor stole meanwhile (`/proc/stat`: on a shared VM it explains much of the spread
 //! between runs) and, with `--idle`, RSS per idle connection.
 //!
-//! Dialects: `streamerbot`, `custom` and `astro` (Switchboard; events injected on the custom face;
-//! Astro subscribers use the token `--token` must also be configured for, in room `bench`),
+//! Dialects: `streamerbot`, `custom`, `astro` and `holobridge` (Switchboard; events injected on
+//! the custom face; Astro and Socket.IO subscribers authenticate with `--token` too, which must be
+//! an Astro token of room `bench` and a `socketio.api_keys` entry; they join room/guild `bench`),
 //! `ws` (a plain broadcast server: what the publisher sends goes to every other client) and
 //! `socketio` (a Socket.IO server that re-emits `event` to every other client). It talks only to
 //! the URLs given (loopback) and stops by itself after `--seconds`.
@@ -35,6 +36,8 @@ enum Dialect {
     Streamerbot,
     Custom,
     Astro,
+    /// Switchboard's Socket.IO face (HoloBridge's API), over Engine.IO's WebSocket transport.
+    Holobridge,
     Ws,
     Socketio,
 }
@@ -158,6 +161,21 @@ async fn subscribe(args: &Args) -> Socket {
             assert!(!response.contains("\"error\""), "{response}");
             socket
         }
+        Dialect::Holobridge => {
+            let auth = json!({"apiKey": args.token});
+            let mut socket = socketio_connect_with(&args.url, &auth.to_string()).await;
+            let subscribe = json!(["subscribe", {"guildIds": ["bench"]}]);
+            socket
+                .send(Message::Text(format!("42{subscribe}")))
+                .await
+                .unwrap();
+            while !next_text(&mut socket)
+                .await
+                .expect("the subscribed answer")
+                .starts_with("42[\"subscribed\"")
+            {}
+            socket
+        }
         Dialect::Ws => connect(&args.url, "").await,
         Dialect::Socketio => socketio_connect(&args.url).await,
     }
@@ -169,6 +187,11 @@ const ASTRO_TOPIC: &str = "channel.overlay.broadcast";
 
 /// Engine.IO v4 over WebSocket: open packet, namespace connect.
 async fn socketio_connect(url: &str) -> Socket {
+    socketio_connect_with(url, "").await
+}
+
+/// Engine.IO v4 over WebSocket: open packet, namespace connect with `auth` (JSON, or empty).
+async fn socketio_connect_with(url: &str, auth: &str) -> Socket {
     let url = format!(
         "{}/socket.io/?EIO=4&transport=websocket",
         url.trim_end_matches('/')
@@ -178,10 +201,20 @@ async fn socketio_connect(url: &str) -> Socket {
         .await
         .expect("the Engine.IO open packet");
     assert!(open.starts_with('0'), "{open}");
-    socket.send(Message::Text("40".into())).await.unwrap();
-    let connected = next_text(&mut socket).await.expect("the namespace connect");
-    assert!(connected.starts_with("40"), "{connected}");
     socket
+        .send(Message::Text(format!("40{auth}")))
+        .await
+        .unwrap();
+    loop {
+        let packet = next_text(&mut socket).await.expect("the namespace connect");
+        if packet == "2" {
+            // A ping can come first (socketioxide pings right after the open packet).
+            socket.send(Message::Text("3".into())).await.unwrap();
+            continue;
+        }
+        assert!(packet.starts_with("40"), "{packet}");
+        return socket;
+    }
 }
 
 /// The number after `"key":` in a frame: a scan, not a JSON parse, so that the generator's
@@ -205,7 +238,7 @@ fn probe(_dialect: Dialect, text: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 fn parsed_probe(dialect: Dialect, text: &str) -> Option<(u64, u64)> {
     let payload: serde_json::Value = match dialect {
-        Dialect::Socketio => {
+        Dialect::Socketio | Dialect::Holobridge => {
             let array: serde_json::Value = serde_json::from_str(text.strip_prefix("42")?).ok()?;
             array.get(1)?.clone()
         }
@@ -215,6 +248,7 @@ fn parsed_probe(dialect: Dialect, text: &str) -> Option<(u64, u64)> {
         Dialect::Streamerbot => payload.get("data")?,
         Dialect::Custom => payload.get("event")?.get("data")?,
         Dialect::Astro => payload.get("data")?,
+        Dialect::Holobridge => payload.get("data")?,
         _ => &payload,
     };
     Some((data.get("seq")?.as_u64()?, data.get("sent")?.as_u64()?))
@@ -234,6 +268,11 @@ fn publication(args: &Args, seq: u64) -> String {
                    "data": data, "user": {"id": seq.to_string(), "nickname": format!("viewer{seq}")}}})
             .to_string()
         }
+        Dialect::Holobridge => {
+            json!({"action": "injectEvent", "event": {"type": args.kind, "source": "discord", "room": "bench",
+                   "data": data, "user": {"id": seq.to_string(), "nickname": format!("viewer{seq}")}}})
+            .to_string()
+        }
         Dialect::Ws => data.to_string(),
         Dialect::Socketio => format!("42{}", json!(["event", data])),
     }
@@ -242,7 +281,9 @@ fn publication(args: &Args, seq: u64) -> String {
 async fn publisher(args: &Args) -> Socket {
     let url = args.publish.clone().unwrap_or_else(|| args.url.clone());
     match args.dialect {
-        Dialect::Streamerbot | Dialect::Custom | Dialect::Astro => connect(&url, &args.token).await,
+        Dialect::Streamerbot | Dialect::Custom | Dialect::Astro | Dialect::Holobridge => {
+            connect(&url, &args.token).await
+        }
         Dialect::Ws => connect(&url, "").await,
         Dialect::Socketio => socketio_connect(&url).await,
     }
@@ -344,7 +385,7 @@ async fn main() {
                         None | Some(Err(_)) => break,
                     },
                 };
-                if text == "2" && args.dialect == Dialect::Socketio {
+                if text == "2" && matches!(args.dialect, Dialect::Socketio | Dialect::Holobridge) {
                     let _ = socket.send(Message::Text("3".into())).await;
                     continue;
                 }
@@ -527,6 +568,10 @@ mod tests {
             ),
             (Dialect::Ws, r#"{"seq":12,"sent":345}"#),
             (Dialect::Socketio, r#"42["event",{"seq":12,"sent":345}]"#),
+            (
+                Dialect::Holobridge,
+                r#"42["discord",{"event":"tick","guildId":"bench","data":{"seq":12,"sent":345}}]"#,
+            ),
         ];
         for (dialect, frame) in frames {
             assert_eq!(probe(dialect, frame), parsed_probe(dialect, frame));

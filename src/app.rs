@@ -98,11 +98,12 @@ impl Running {
     /// Stops accepting connections, closes every session and outbound connection with 1001, and
     /// stops the listeners.
     pub async fn stop(self) {
-        let servers: Vec<ServerHandle> = self
+        let (servers, others): (Vec<_>, Vec<_>) = self
             .faces
             .into_iter()
-            .filter_map(|face| face.server)
-            .collect();
+            .map(|face| (face.server, face.stop))
+            .unzip();
+        let servers: Vec<ServerHandle> = servers.into_iter().flatten().collect();
         for server in &servers {
             server.pause().await;
         }
@@ -114,6 +115,9 @@ impl Running {
         }
         for server in servers {
             server.stop(true).await;
+        }
+        for stop in others.into_iter().flatten() {
+            stop();
         }
     }
 }
@@ -133,9 +137,7 @@ fn banner(config: &Config, running: &Running) -> String {
         config.rules_dir.display()
     );
     for face in &running.faces {
-        if let Some(url) = &face.url {
-            text.push_str(&format!("  {:<12} {url}\n", face.face));
-        }
+        text.push_str(&format!("  {:<12} {}\n", face.face, face.url));
         for note in &face.notes {
             text.push_str(&format!("  {note}\n"));
         }

@@ -12,6 +12,7 @@
 pub mod astro;
 pub mod custom;
 pub mod http;
+pub mod socketio;
 pub mod streamerbot;
 
 use std::net::SocketAddr;
@@ -73,12 +74,14 @@ impl Setup<'_> {
 /// A started face, as the banner shows it.
 pub struct Started {
     pub face: &'static str,
-    /// The URL clients connect to; `None` for a face that is configured but not available.
-    pub url: Option<String>,
+    /// The URL clients connect to.
+    pub url: String,
     /// More banner lines (a token, how authentication works, why a face is not available).
     pub notes: Vec<String>,
-    /// Stops the listener.
+    /// Stops an actix-web listener.
     pub server: Option<ServerHandle>,
+    /// Stops a listener that is not actix-web's (the Socket.IO face's thread).
+    pub stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// Starts every enabled face, in banner order.
@@ -88,16 +91,7 @@ pub async fn start_all(setup: &Setup<'_>) -> Result<Vec<Started>, StartError> {
     started.extend(custom::start(setup).await?);
     started.extend(streamerbot::start(setup).await?);
     started.extend(astro::start(setup).await?);
-    if setup.config.socketio.listener.enabled {
-        started.push(Started {
-            face: "socketio",
-            url: None,
-            notes: vec![
-                "the Socket.IO face is not available yet: [socketio] is read, but nothing listens on its port".into(),
-            ],
-            server: None,
-        });
-    }
+    started.extend(socketio::start(setup).await?);
     Ok(started)
 }
 
@@ -149,8 +143,9 @@ where
 pub fn listening(face: &'static str, (url, server): (String, ServerHandle)) -> Started {
     Started {
         face,
-        url: Some(url),
+        url,
         notes: Vec::new(),
         server: Some(server),
+        stop: None,
     }
 }

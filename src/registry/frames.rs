@@ -17,11 +17,12 @@ pub enum FaceKind {
     Streamerbot,
     Custom,
     Astro,
+    Socketio,
 }
 
 impl FaceKind {
     /// How many kinds there are.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 
     fn index(self) -> usize {
         self as usize

@@ -200,6 +200,21 @@ async fn the_load_generator_runs_a_short_astro_smoke_with_nothing_lost() {
     .await;
 }
 
+#[tokio::test]
+async fn the_load_generator_runs_a_short_socket_io_smoke_with_nothing_lost() {
+    let server = TestServer::start_with(Options {
+        custom_token: Some("bench".into()),
+        custom_toml: "rate_limit_per_second = 100000\n".into(),
+        socketio_toml: "api_keys = [\"bench\"]\n".into(),
+        ..Options::default()
+    });
+    let base = server
+        .url("socketio")
+        .trim_end_matches("/socket.io/")
+        .replace("http://", "ws://");
+    smoke(("holobridge", &base), server.url("custom"), "--token=bench").await;
+}
+
 /// One second of the load generator: 5 subscribers of `(dialect, url)`, events published on
 /// the custom face; every event must reach every subscriber.
 async fn smoke((dialect, url): (&str, &str), publish: &str, token: &str) {

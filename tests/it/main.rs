@@ -9,6 +9,7 @@ mod engine;
 mod examples;
 mod http;
 mod outbound;
+mod socketio;
 mod store;
 mod streamerbot;
 mod support;

@@ -40,6 +40,9 @@ pub fn node_dir() -> PathBuf {
             .join("node_modules/@streamerbot/client/package.json")
             .is_file()
             && dir.join("node_modules/ws/package.json").is_file()
+            && dir
+                .join("node_modules/socket.io-client/package.json")
+                .is_file()
         {
             return Ok(());
         }
@@ -64,7 +67,7 @@ pub fn python() -> PathBuf {
     let installed = INSTALLED.get_or_init(|| {
         let ready = python.is_file()
             && Command::new(&python)
-                .args(["-c", "import pystreamerbot, websockets"])
+                .args(["-c", "import pystreamerbot, websockets, socketio, aiohttp"])
                 .output()
                 .is_ok_and(|output| output.status.success());
         if ready {

@@ -31,6 +31,8 @@ pub struct Options {
     pub custom_token: Option<String>,
     /// More keys of the `[custom]` table.
     pub custom_toml: String,
+    /// More keys of the `[socketio]` table.
+    pub socketio_toml: String,
     /// Extra TOML appended to the ephemeral configuration.
     pub extra_toml: String,
 }
@@ -89,6 +91,9 @@ impl TestServer {
             }
             if face == "custom" {
                 toml.push_str(&options.custom_toml);
+            }
+            if face == "socketio" {
+                toml.push_str(&options.socketio_toml);
             }
             if face == "streamerbot" {
                 if let Some(password) = &options.password {

@@ -1,0 +1,459 @@
+//! The HoloBridge-compatible Socket.IO face (docs/socketio.md): bot and overlay clients written for
+//! HoloBridge's Socket.IO API with `socket.io-client` or `python-socketio` connect unchanged.
+//!
+//! socketioxide serves the face: Engine.IO 4 / Socket.IO 5 framing, long-polling with upgrade and
+//! WebSocket, ping/pong, CORS through tower-http. It cannot be mounted inside actix-web, so it runs
+//! on its own hyper listener, on a thread with its own tokio runtime, in the same process.
+//!
+//! Each socket takes part in the registry like every other session: it connects with a
+//! [`SocketOutlet`] (socketioxide's bounded per-socket queue of `limits.send_queue` packets), its
+//! interest is `discord` events without a room plus those of the guilds it joined, and the
+//! registry's too-slow and shutdown closes disconnect it. Each event is encoded once per publish
+//! (its `discord` payload as JSON); the socket only wraps it in its packet. Handlers are plain
+//! closures, so one socket's packets are handled in arrival order.
+
+pub mod protocol;
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
+use socketioxide::socket::Socket;
+use socketioxide::{SendError, SocketError, SocketIo};
+use subtle::ConstantTimeEq;
+use tower::ServiceBuilder;
+use tower_http::cors::CorsLayer;
+
+use crate::config::Secret;
+use crate::engine::{self, RuleEngine};
+use crate::event::Event;
+use crate::faces::{Setup, StartError, Started};
+use crate::registry::{
+    Closing, Connect, Disconnect, Encode, FaceKind, Frame, Interest, Outgoing, Outlet, Refused,
+    Registry, Room, SessionId, SetInterest, ANY,
+};
+
+/// Socket.IO settings HoloBridge clients expect (docs/socketio.md §1).
+const PING_INTERVAL: Duration = Duration::from_millis(25_000);
+const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+const MAX_PAYLOAD: u64 = 1_000_000;
+
+/// Starts the face, if enabled: the encoder, then the listener thread.
+pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
+    let config = &setup.config.socketio;
+    if !config.listener.enabled {
+        return Ok(None);
+    }
+    setup.install(FaceKind::Socketio, Encoder).await?;
+    let bind = config.listener.bind;
+    let bind_error = |source| StartError::Bind {
+        face: "socketio",
+        bind,
+        source,
+    };
+    // Bound here, so that a taken port stops the start like every face's.
+    let listener = std::net::TcpListener::bind(bind).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let shared = Arc::new(Shared {
+        keys: ApiKeys::new(&config.api_keys),
+        registry: setup.registry.clone(),
+        engine: setup.engine.clone(),
+    });
+    let send_queue = setup.limits.send_queue;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("socketio".into())
+        .spawn(move || serve(listener, shared, send_queue, stopped))
+        .map_err(bind_error)?;
+    let mut notes = Vec::new();
+    if config.api_keys.is_empty() {
+        notes.push(
+            "(no socketio.api_keys configured: the socketio face refuses every client)".into(),
+        );
+    }
+    Ok(Some(Started {
+        face: "socketio",
+        url: format!("http://{bound}/socket.io/"),
+        notes,
+        server: None,
+        stop: Some(Box::new(move || {
+            // The thread may be gone already; nothing to stop then.
+            let _ = stop.send(());
+        })),
+    }))
+}
+
+/// The listener thread: a tokio runtime serving each connection with hyper (upgrades on) until
+/// `stopped`, then every socket is disconnected.
+fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    send_queue: usize,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let (service, io) = SocketIo::builder()
+        .req_path("/socket.io")
+        .ping_interval(PING_INTERVAL)
+        .ping_timeout(PING_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .max_payload(MAX_PAYLOAD)
+        .max_buffer_size(send_queue)
+        .build_svc();
+    io.ns("/", on_connect.with(authenticate(shared)));
+    let service = ServiceBuilder::new()
+        .layer(CorsLayer::very_permissive())
+        .service(service);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("socketio")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            log::error!("socketio: cannot start its runtime: {error}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                log::error!("socketio: the listener failed: {error}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        // Without it small frames wait for delayed ACKs, as on every face.
+                        let _ = stream.set_nodelay(true);
+                        let service = TowerToHyperService::new(service.clone());
+                        tokio::spawn(async move {
+                            let connection = http1::Builder::new()
+                                .timer(TokioTimer::new())
+                                .serve_connection(TokioIo::new(stream), service)
+                                .with_upgrades();
+                            if let Err(error) = connection.await {
+                                log::debug!("socketio: a connection ended: {error}");
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        // Out of file descriptors and the like: do not spin.
+                        log::warn!("socketio: accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        io.close().await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Encodes an event as its Socket.IO payloads: `discord`, and `interaction:create` for an
+/// interaction in a guild; nothing for an event whose source is not `discord`.
+struct Encoder;
+
+impl Encode for Encoder {
+    fn encode(&self, event: &Event) -> Frame {
+        let payloads = protocol::payloads(event);
+        if payloads.is_empty() {
+            return Frame::Nothing;
+        }
+        let parts: Vec<_> = payloads
+            .into_iter()
+            .map(|(name, json)| (name, json.into()))
+            .collect();
+        Frame::Labelled(parts.into())
+    }
+}
+
+/// What every socket of the face shares.
+struct Shared {
+    keys: ApiKeys,
+    registry: Addr<Registry>,
+    engine: Addr<RuleEngine>,
+}
+
+/// The configured API keys, by SHA-256 digest.
+struct ApiKeys(Vec<[u8; 32]>);
+
+impl ApiKeys {
+    fn new(keys: &[Secret]) -> ApiKeys {
+        ApiKeys(
+            keys.iter()
+                .map(|key| Sha256::digest(key.expose().as_bytes()).into())
+                .collect(),
+        )
+    }
+
+    /// Whether `key` is one of them, compared in constant time with every key (no early exit).
+    fn contains(&self, key: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.0
+            .iter()
+            .fold(0u8, |found, known| found | known.ct_eq(&digest).unwrap_u8())
+            == 1
+    }
+}
+
+/// Why a client was refused at connect: the message its `connect_error` carries.
+#[derive(Debug)]
+struct AuthError(&'static str);
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.0)
+    }
+}
+
+fn check_key(keys: &ApiKeys, auth: &Value) -> Result<(), AuthError> {
+    match auth.get("apiKey") {
+        None | Some(Value::Null) => Err(AuthError("Missing API key")),
+        Some(Value::String(key)) if key.is_empty() => Err(AuthError("Missing API key")),
+        Some(Value::String(key)) if keys.contains(key) => Ok(()),
+        Some(_) => Err(AuthError("Invalid API key")),
+    }
+}
+
+/// The connect middleware: checks `auth.apiKey`, then registers the socket with the registry and
+/// its handlers, all before socketioxide confirms the connection (so the client cannot emit
+/// before the handlers exist).
+fn authenticate(
+    shared: Arc<Shared>,
+) -> impl Fn(
+    SocketRef,
+    TryData<Value>,
+) -> futures_util::future::BoxFuture<'static, Result<(), AuthError>>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    move |socket: SocketRef, TryData(auth): TryData<Value>| {
+        let shared = shared.clone();
+        Box::pin(async move {
+            if let Err(refused) = check_key(&shared.keys, &auth.unwrap_or(Value::Null)) {
+                log::info!("socketio: refused a client: {}", refused.0);
+                return Err(refused);
+            }
+            let connect = Connect {
+                face: FaceKind::Socketio,
+                outlet: Box::new(SocketOutlet(socket.clone())),
+            };
+            let session = match shared.registry.send(connect).await {
+                Ok(session) => session,
+                Err(error) => {
+                    log::error!("socketio: the registry is not answering: {error}");
+                    return Err(AuthError("Internal error"));
+                }
+            };
+            let connection = Arc::new(Connection {
+                shared,
+                session,
+                guilds: Mutex::default(),
+            });
+            connection.record_interest();
+            connection.handle(&socket);
+            log::debug!("socketio session {session}: opened ({})", socket.id);
+            Ok(())
+        })
+    }
+}
+
+async fn on_connect() {}
+
+/// Whether the client asked for an acknowledgement (`AckSender` does not say).
+struct HasAck(bool);
+
+impl<A: Adapter> FromMessageParts<A> for HasAck {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        _: &Arc<Socket<A>>,
+        _: &mut SioValue,
+        ack_id: &Option<i64>,
+    ) -> Result<HasAck, Infallible> {
+        Ok(HasAck(ack_id.is_some()))
+    }
+}
+
+/// One socket's state.
+struct Connection {
+    shared: Arc<Shared>,
+    session: SessionId,
+    /// The guilds joined.
+    guilds: Mutex<BTreeSet<String>>,
+}
+
+impl Connection {
+    /// Tells the registry what the socket wants: `discord` events without a room, and those of
+    /// its guilds. Queued at once, so a reply sent after it follows it for every later event.
+    fn record_interest(&self) {
+        let mut interest = Interest::default();
+        interest.add(Room::Without, "discord", ANY);
+        for guild in self.guilds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            interest.add(Room::Exactly(guild), "discord", ANY);
+        }
+        self.shared.registry.do_send(SetInterest {
+            session: self.session,
+            interest,
+            recorded: None,
+        });
+    }
+
+    /// Registers the socket's event handlers. They are plain closures: their body runs as each
+    /// packet is dispatched, so one socket's packets are handled in arrival order.
+    fn handle(self: &Arc<Self>, socket: &SocketRef) {
+        let connection = self.clone();
+        socket.on(
+            "subscribe",
+            move |socket: SocketRef, TryData(payload): TryData<Value>| {
+                connection.subscribe(&socket, payload.ok().as_ref(), true);
+                std::future::ready(())
+            },
+        );
+        let connection = self.clone();
+        socket.on(
+            "unsubscribe",
+            move |socket: SocketRef, TryData(payload): TryData<Value>| {
+                connection.subscribe(&socket, payload.ok().as_ref(), false);
+                std::future::ready(())
+            },
+        );
+        let connection = self.clone();
+        socket.on(
+            "inject",
+            move |socket: SocketRef,
+                  HasAck(has_ack): HasAck,
+                  ack: AckSender,
+                  TryData(payload): TryData<Value>| {
+                connection.inject(&socket, payload.ok().as_ref(), has_ack.then_some(ack));
+                std::future::ready(())
+            },
+        );
+        let connection = self.clone();
+        socket.on_disconnect(move || {
+            log::debug!("socketio session {}: closed", connection.session);
+            connection.shared.registry.do_send(Disconnect {
+                session: connection.session,
+            });
+            std::future::ready(())
+        });
+    }
+
+    /// `subscribe` (join) or `unsubscribe` (leave) guilds, then the answer.
+    fn subscribe(&self, socket: &SocketRef, payload: Option<&Value>, join: bool) {
+        let ids = match protocol::guild_ids(payload) {
+            Ok(ids) => ids,
+            Err(refusal) => return emit(socket, "error", &refusal.error()),
+        };
+        let (answer, ids) = if join {
+            ("subscribed", protocol::joined(&ids))
+        } else {
+            ("unsubscribed", ids)
+        };
+        {
+            let mut guilds = self.guilds.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &ids {
+                if join {
+                    guilds.insert(id.clone());
+                } else {
+                    guilds.remove(id);
+                }
+            }
+        }
+        self.record_interest();
+        emit(socket, answer, &json!({ "guildIds": ids }));
+    }
+
+    /// `inject`: the acknowledgement (or an `error` event) first, then the event to the engine.
+    fn inject(&self, socket: &SocketRef, payload: Option<&Value>, ack: Option<AckSender>) {
+        match (protocol::injected(payload), ack) {
+            (Ok(event), ack) => {
+                if let Some(ack) = ack {
+                    let reply = json!({"status": "ok", "eventId": event.id});
+                    if let Err(error) = ack.send(&reply) {
+                        log::debug!("socketio session {}: ack not sent: {error}", self.session);
+                    }
+                }
+                self.shared.engine.do_send(engine::Inject(event));
+            }
+            (Err(refusal), Some(ack)) => {
+                if let Err(error) = ack.send(&refusal.ack()) {
+                    log::debug!("socketio session {}: ack not sent: {error}", self.session);
+                }
+            }
+            (Err(refusal), None) => emit(socket, "error", &refusal.error()),
+        }
+    }
+}
+
+/// Emits to one socket; a socket whose queue is full or closed misses the reply.
+fn emit(socket: &SocketRef, event: &str, payload: &Value) {
+    if let Err(error) = socket.emit(event, payload) {
+        log::debug!("socketio: `{event}` not sent to {}: {error}", socket.id);
+    }
+}
+
+/// A socket's end of the registry's fan-out: its bounded packet queue.
+struct SocketOutlet(SocketRef);
+
+impl Outlet for SocketOutlet {
+    fn offer(&self, message: Outgoing) -> Result<(), Refused> {
+        let Outgoing::Event(_, Frame::Labelled(parts)) = message else {
+            // Socket.IO keeps its own heartbeat; a close comes through `close`.
+            if let Outgoing::Close(why) = message {
+                self.close(why);
+            }
+            return Ok(());
+        };
+        for (name, json) in parts.iter() {
+            // The payload was encoded once for every socket; it is borrowed, not parsed into values.
+            let payload: &RawValue = match serde_json::from_str(json) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    log::error!("socketio: an encoded payload is not JSON: {error}");
+                    continue;
+                }
+            };
+            match self.0.emit(*name, payload) {
+                Ok(()) => {}
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                    return Err(Refused::Full)
+                }
+                Err(SendError::Socket(SocketError::Closed)) => return Err(Refused::Closed),
+                Err(error) => log::error!("socketio: cannot encode a packet: {error}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&self, why: Closing) {
+        // A full queue cannot take the disconnect packet: socketioxide then ends the connection
+        // at its next ping, which shares the queue.
+        if let Err(error) = self.0.clone().disconnect() {
+            log::debug!(
+                "socketio: {} not disconnected ({why:?}): {error}",
+                self.0.id
+            );
+        }
+    }
+}

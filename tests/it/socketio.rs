@@ -1,0 +1,255 @@
+//! The Socket.IO face, driven by the real `socket.io-client` (npm) and `python-socketio`
+//! (PyPI) through HoloBridge's API, plus the raw HTTP of the Engine.IO handshake.
+
+use crate::support::clients::{node, python_script, ScriptOutput};
+use crate::support::{Options, TestServer, TIMEOUT};
+
+fn options(api_keys: &str) -> Options {
+    Options {
+        custom_token: Some("custom-secret".into()),
+        socketio_toml: format!("api_keys = {api_keys}\n"),
+        ..Options::default()
+    }
+}
+
+/// `<scenario> <socketio-url> <http-url> <custom-url> <custom-token>` for a client script.
+fn args<'a>(server: &'a TestServer, scenario: &'a str) -> [&'a str; 5] {
+    let socketio = server.url("socketio").trim_end_matches("/socket.io/");
+    [
+        scenario,
+        socketio,
+        server.url("http"),
+        server.url("custom"),
+        "custom-secret",
+    ]
+}
+
+const CHECKLIST: &[&str] = &[
+    "ok connect with key-1 (polling, then upgrade to websocket)",
+    "ok connect with key-2",
+    "ok missing API key refused",
+    "ok invalid API key refused",
+    "ok subscribe",
+    "ok unsubscribe answers the list as sent",
+    "ok invalid subscribe payloads answer error INVALID_PAYLOAD",
+    "ok socket still usable after the errors",
+    "ok discord event with a room reaches its guild",
+    "ok and not a socket in another guild",
+    "ok discord event without a room reaches every socket",
+    "ok after unsubscribe the guild event no longer arrives",
+    "ok events from other sources reach no socket",
+    "ok interactionCreate arrives as discord and as interaction:create",
+    "ok interactionCreate without a room is only a discord event",
+    "ok inject answers {status:\"ok\", eventId} through the ack",
+    "ok the sender receives the injected event",
+    "ok a custom-face subscriber receives the same event id",
+    "ok invalid inject answers {status:\"error\", code:\"INVALID_PAYLOAD\"} through the ack",
+    "ok invalid inject without an ack answers an error event",
+    "ok inject without a guild reaches every socket",
+    "ok invalid injects publish nothing",
+    "ok inject with an empty or null guildId and null data",
+    "ok every socket still connected",
+];
+
+const WEBSOCKET: &[&str] = &[
+    "ok connect with transports [\"websocket\"]",
+    "ok subscribe",
+    "ok discord event with a room reaches its guild",
+    "ok inject answers {status:\"ok\", eventId} through the ack",
+    "ok the sender receives the injected event",
+];
+
+fn assert_lines(output: &ScriptOutput, expected: &[&str]) {
+    output.assert_success();
+    assert_eq!(output.lines(), expected);
+}
+
+#[tokio::test]
+async fn socket_io_client_runs_the_checklist_over_polling_and_websocket() {
+    let server = TestServer::start_with(options(r#"["key-1", "key-2"]"#));
+    assert_lines(
+        &node("socketio.mjs", &args(&server, "checklist")).await,
+        CHECKLIST,
+    );
+    assert_lines(
+        &node("socketio.mjs", &args(&server, "websocket")).await,
+        WEBSOCKET,
+    );
+}
+
+#[tokio::test]
+async fn python_socketio_runs_the_checklist_over_polling_and_websocket() {
+    let server = TestServer::start_with(options(r#"["key-1", "key-2"]"#));
+    let checklist = python_script("socketio_client.py", &args(&server, "checklist")).await;
+    assert_lines(&checklist, CHECKLIST);
+    let websocket = python_script("socketio_client.py", &args(&server, "websocket")).await;
+    assert_lines(&websocket, WEBSOCKET);
+}
+
+#[tokio::test]
+async fn without_api_keys_every_client_is_refused() {
+    let server = TestServer::start_with(options("[]"));
+    let expected = [
+        "ok key-1 refused with Invalid API key",
+        "ok no auth refused with Missing API key",
+    ];
+    assert_lines(
+        &node("socketio.mjs", &args(&server, "refused")).await,
+        &expected,
+    );
+    let python = python_script("socketio_client.py", &args(&server, "refused")).await;
+    assert_lines(&python, &expected);
+}
+
+#[tokio::test]
+async fn the_engine_io_handshake_cors_and_other_paths() {
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let base = server.url("socketio");
+    let open = ureq::get(&format!("{base}?EIO=4&transport=polling"))
+        .set("Origin", "http://overlay.example")
+        .timeout(TIMEOUT)
+        .call()
+        .expect("the open packet");
+    assert_eq!(
+        open.header("Access-Control-Allow-Origin"),
+        Some("http://overlay.example")
+    );
+    let body = open.into_string().unwrap();
+    let packet: serde_json::Value =
+        serde_json::from_str(body.strip_prefix('0').expect("an open packet")).unwrap();
+    assert_eq!(packet["upgrades"], serde_json::json!(["websocket"]));
+    assert_eq!(packet["pingInterval"], 25000);
+    assert_eq!(packet["pingTimeout"], 20000);
+    assert_eq!(packet["maxPayload"], 1_000_000);
+    let root = base.trim_end_matches("/socket.io/");
+    for path in ["/", "/api/guilds", "/other"] {
+        match ureq::get(&format!("{root}{path}")).timeout(TIMEOUT).call() {
+            Err(ureq::Error::Status(404, _)) => {}
+            other => panic!("{path}: expected 404, got {other:?}"),
+        }
+    }
+    match ureq::get(&format!("{base}?EIO=3&transport=polling"))
+        .timeout(TIMEOUT)
+        .call()
+    {
+        Err(ureq::Error::Status(400, _)) => {}
+        other => panic!("EIO=3: expected 400, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_holobridge_example_runs_as_written() {
+    use crate::support::clients::Streaming;
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let example = crate::support::project_dir().join("examples/holobridge_client.js");
+    let socketio = server.url("socketio").trim_end_matches("/socket.io/");
+    let env = [
+        ("SOCKETIO_URL", socketio),
+        ("SOCKETIO_KEY", "key-1"),
+        ("HOLOBRIDGE_EVENTS", "2"),
+    ];
+    let mut client = Streaming::start_with(example.to_str().unwrap(), &[], &env);
+    assert_eq!(client.line().await, "subscribed to 111");
+    let mut next = [client.line().await, client.line().await];
+    next.sort();
+    assert_eq!(
+        next,
+        [
+            "injected ok",
+            r#"messageCreate in 111: {"content":"hello from the example"}"#
+        ]
+    );
+    server.inject(
+        serde_json::json!({"source": "discord", "type": "userUpdate", "data": {"id": "333"}}),
+    );
+    assert_eq!(
+        client.line().await,
+        r#"userUpdate in no guild: {"id":"333"}"#
+    );
+}
+
+#[tokio::test]
+async fn shutdown_disconnects_every_socket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let open = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
+    assert!(
+        matches!(open, Some(Ok(Message::Text(ref text))) if text.starts_with('0')),
+        "the open packet: {open:?}"
+    );
+    socket
+        .send(Message::Text(r#"40{"apiKey":"key-1"}"#.into()))
+        .await
+        .unwrap();
+    let connected = loop {
+        match tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap() {
+            Some(Ok(Message::Text(text))) if text != "2" => break text,
+            Some(Ok(_)) => continue,
+            other => panic!("expected the connect packet, got {other:?}"),
+        }
+    };
+    assert!(connected.starts_with("40"), "{connected}");
+    server.terminate();
+    // The namespace's disconnect packet, then the end of the connection.
+    let mut disconnected = false;
+    loop {
+        match tokio::time::timeout(TIMEOUT, socket.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Text(text))) if text == "41" => disconnected = true,
+            Some(Ok(_)) => continue,
+            _ => break,
+        }
+    }
+    assert!(
+        disconnected,
+        "no disconnect packet before the connection ended"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_the_others_go_on() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut options = options(r#"["key-1"]"#);
+    options.extra_toml = "[limits]\nsend_queue = 16\n".into();
+    let server = TestServer::start_with(options);
+    let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
+    let (mut slow, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // Each packet once the previous one is answered, as a client library sends them.
+    for (packet, answer) in [
+        (r#"40{"apiKey":"key-1"}"#, "40"),
+        (
+            r#"42["subscribe",{"guildIds":["g"]}]"#,
+            r#"42["subscribed""#,
+        ),
+    ] {
+        slow.send(Message::Text(packet.into())).await.unwrap();
+        loop {
+            match tokio::time::timeout(TIMEOUT, slow.next()).await.unwrap() {
+                Some(Ok(Message::Text(text))) if text.starts_with(answer) => break,
+                Some(Ok(_)) => continue,
+                other => panic!("expected {answer}, got {other:?}"),
+            }
+        }
+    }
+    // From here `slow` reads nothing: its kernel buffers, then its queue of 16 packets, fill up.
+    let big = "x".repeat(16 * 1024);
+    let mut sent = 0;
+    while !server
+        .logs()
+        .iter()
+        .any(|line| line.contains("is too slow (send queue full)"))
+    {
+        assert!(sent < 2000, "the slow socket was never dropped");
+        server.inject(serde_json::json!({"source": "discord", "type": "flood", "room": "g", "data": {"big": big}}));
+        sent += 1;
+    }
+    // Another client is served as usual.
+    let output = node("socketio.mjs", &args(&server, "websocket")).await;
+    assert_lines(&output, WEBSOCKET);
+}
