@@ -107,6 +107,7 @@ impl Running {
         for server in &servers {
             server.pause().await;
         }
+        let threads: Vec<_> = others.into_iter().flatten().map(|stop| stop()).collect();
         if let Err(error) = self.registry.send(ShutDown).await {
             log::error!("registry: not answering at shutdown: {error}");
         }
@@ -116,8 +117,16 @@ impl Running {
         for server in servers {
             server.stop(true).await;
         }
-        for stop in others.into_iter().flatten() {
-            stop();
+        // Each thread ends within its runtime's shutdown timeout; waited for off this thread.
+        let joined = actix_rt::task::spawn_blocking(move || {
+            for thread in threads {
+                if thread.join().is_err() {
+                    log::error!("a listener thread panicked");
+                }
+            }
+        });
+        if joined.await.is_err() {
+            log::error!("could not wait for the listener threads");
         }
     }
 }

@@ -395,7 +395,8 @@ impl<F: Face> Handler<Outgoing> for Session<F> {
                     }
                 }
             }
-            Outgoing::Event(_, Frame::Nothing) => {}
+            // Payloads are for connections that are not WebSocket sessions.
+            Outgoing::Event(_, Frame::Nothing | Frame::Payloads(_)) => {}
             Outgoing::Close(why) => {
                 let mut outs = self.face.closing(why, &self.link);
                 outs.push(Out::Close(match why {

@@ -80,8 +80,9 @@ pub struct Started {
     pub notes: Vec<String>,
     /// Stops an actix-web listener.
     pub server: Option<ServerHandle>,
-    /// Stops a listener that is not actix-web's (the Socket.IO face's thread).
-    pub stop: Option<Box<dyn FnOnce() + Send>>,
+    /// Stops a listener that is not actix-web's (the Socket.IO face's thread): no new client
+    /// from then on, every socket disconnected; answers the thread to wait for.
+    pub stop: Option<Box<dyn FnOnce() -> std::thread::JoinHandle<()> + Send>>,
 }
 
 /// Starts every enabled face, in banner order.

@@ -37,6 +37,9 @@ pub enum Frame {
     /// Several text messages, each labelled (Astro: with its topic); a session writes those
     /// whose label it holds.
     Labelled(Arc<[(&'static str, ByteString)]>),
+    /// Named JSON payloads that each connection wraps in a packet of its own protocol (the
+    /// Socket.IO face's events), checked as JSON once.
+    Payloads(Arc<[(&'static str, Box<serde_json::value::RawValue>)]>),
     /// The face does not send this event at all.
     Nothing,
 }

@@ -16,8 +16,9 @@ pub mod protocol;
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use hyper::server::conn::http1;
@@ -63,20 +64,32 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         bind,
         source,
     };
-    // Bound here, so that a taken port stops the start like every face's.
+    // Bound here, so that a taken port stops the start like every face's; the runtime too, so
+    // that a face listed in the banner is running.
     let listener = std::net::TcpListener::bind(bind).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("socketio")
+        .enable_all()
+        .build()
+        .map_err(bind_error)?;
+    let listener = {
+        let _context = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).map_err(bind_error)?
+    };
     let shared = Arc::new(Shared {
         keys: ApiKeys::new(&config.api_keys),
         registry: setup.registry.clone(),
         engine: setup.engine.clone(),
+        runtime: runtime.handle().clone(),
     });
     let send_queue = setup.limits.send_queue;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("socketio".into())
-        .spawn(move || serve(listener, shared, send_queue, stopped))
+        .spawn(move || serve(runtime, listener, shared, send_queue, stopped))
         .map_err(bind_error)?;
     let mut notes = Vec::new();
     if config.api_keys.is_empty() {
@@ -90,16 +103,18 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         notes,
         server: None,
         stop: Some(Box::new(move || {
-            // The thread may be gone already; nothing to stop then.
+            // The thread may be gone already; nothing to signal then.
             let _ = stop.send(());
+            thread
         })),
     }))
 }
 
-/// The listener thread: a tokio runtime serving each connection with hyper (upgrades on) until
-/// `stopped`, then every socket is disconnected.
+/// The listener thread: serves each connection with hyper (upgrades on) until `stopped`, then
+/// disconnects every socket.
 fn serve(
-    listener: std::net::TcpListener,
+    runtime: tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     send_queue: usize,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
@@ -112,30 +127,11 @@ fn serve(
         .max_payload(MAX_PAYLOAD)
         .max_buffer_size(send_queue)
         .build_svc();
-    io.ns("/", on_connect.with(authenticate(shared)));
+    io.ns("/", opened.with(authenticate(shared)));
     let service = ServiceBuilder::new()
         .layer(CorsLayer::very_permissive())
         .service(service);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("socketio")
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            log::error!("socketio: cannot start its runtime: {error}");
-            return;
-        }
-    };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => listener,
-            Err(error) => {
-                log::error!("socketio: the listener failed: {error}");
-                return;
-            }
-        };
         loop {
             tokio::select! {
                 _ = &mut stopped => break,
@@ -180,9 +176,15 @@ impl Encode for Encoder {
         }
         let parts: Vec<_> = payloads
             .into_iter()
-            .map(|(name, json)| (name, json.into()))
+            .filter_map(|(name, json)| match RawValue::from_string(json) {
+                Ok(payload) => Some((name, payload)),
+                Err(error) => {
+                    log::error!("socketio: an encoded payload is not JSON: {error}");
+                    None
+                }
+            })
             .collect();
-        Frame::Labelled(parts.into())
+        Frame::Payloads(parts.into())
     }
 }
 
@@ -191,6 +193,8 @@ struct Shared {
     keys: ApiKeys,
     registry: Addr<Registry>,
     engine: Addr<RuleEngine>,
+    /// The face's runtime, for work that must wait (a disconnect that did not fit).
+    runtime: tokio::runtime::Handle,
 }
 
 /// The configured API keys, by SHA-256 digest.
@@ -254,9 +258,15 @@ fn authenticate(
                 log::info!("socketio: refused a client: {}", refused.0);
                 return Err(refused);
             }
+            let state = Arc::new(State::default());
+            let outlet = SocketOutlet {
+                socket: socket.clone(),
+                state: state.clone(),
+                runtime: shared.runtime.clone(),
+            };
             let connect = Connect {
                 face: FaceKind::Socketio,
-                outlet: Box::new(SocketOutlet(socket.clone())),
+                outlet: Box::new(outlet),
             };
             let session = match shared.registry.send(connect).await {
                 Ok(session) => session,
@@ -268,17 +278,26 @@ fn authenticate(
             let connection = Arc::new(Connection {
                 shared,
                 session,
+                state,
                 guilds: Mutex::default(),
             });
-            connection.record_interest();
             connection.handle(&socket);
-            log::debug!("socketio session {session}: opened ({})", socket.id);
+            // The interest is set once the socket is connected (`opened`): no event is offered
+            // to a socket that cannot take it yet.
+            socket.extensions.insert(connection);
+            log::debug!("socketio session {session}: registered ({})", socket.id);
             Ok(())
         })
     }
 }
 
-async fn on_connect() {}
+/// The namespace's connect handler, run once the socket is connected: it starts receiving.
+async fn opened(socket: SocketRef) {
+    if let Some(connection) = socket.extensions.get::<Arc<Connection>>() {
+        connection.state.opened.store(true, Ordering::Release);
+        connection.record_interest(&connection.guilds.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
 
 /// Whether the client asked for an acknowledgement (`AckSender` does not say).
 struct HasAck(bool);
@@ -299,17 +318,35 @@ impl<A: Adapter> FromMessageParts<A> for HasAck {
 struct Connection {
     shared: Arc<Shared>,
     session: SessionId,
+    state: Arc<State>,
     /// The guilds joined.
     guilds: Mutex<BTreeSet<String>>,
 }
 
+/// What the socket's outlet knows of its life.
+struct State {
+    /// The socket was connected (after its connect middleware).
+    opened: AtomicBool,
+    registered: Instant,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            opened: AtomicBool::new(false),
+            registered: Instant::now(),
+        }
+    }
+}
+
 impl Connection {
     /// Tells the registry what the socket wants: `discord` events without a room, and those of
-    /// its guilds. Queued at once, so a reply sent after it follows it for every later event.
-    fn record_interest(&self) {
+    /// its `guilds`. Queued at once (and under the guilds' lock, so in the order decided): a
+    /// reply sent after it follows it for every later event.
+    fn record_interest(&self, guilds: &BTreeSet<String>) {
         let mut interest = Interest::default();
         interest.add(Room::Without, "discord", ANY);
-        for guild in self.guilds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for guild in guilds {
             interest.add(Room::Exactly(guild), "discord", ANY);
         }
         self.shared.registry.do_send(SetInterest {
@@ -372,15 +409,22 @@ impl Connection {
         };
         {
             let mut guilds = self.guilds.lock().unwrap_or_else(|e| e.into_inner());
+            let mut changed = guilds.clone();
             for id in &ids {
                 if join {
-                    guilds.insert(id.clone());
+                    changed.insert(id.clone());
                 } else {
-                    guilds.remove(id);
+                    changed.remove(id);
                 }
             }
+            if changed.len() > protocol::MAX_GUILDS {
+                return emit(socket, "error", &protocol::TOO_MANY.error());
+            }
+            if changed != *guilds {
+                self.record_interest(&changed);
+                *guilds = changed;
+            }
         }
-        self.record_interest();
         emit(socket, answer, &json!({ "guildIds": ids }));
     }
 
@@ -414,27 +458,31 @@ fn emit(socket: &SocketRef, event: &str, payload: &Value) {
 }
 
 /// A socket's end of the registry's fan-out: its bounded packet queue.
-struct SocketOutlet(SocketRef);
+struct SocketOutlet {
+    socket: SocketRef,
+    state: Arc<State>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// How long a registered socket may take to be connected before the registry forgets it (its
+/// client went away during the connect, and socketioxide never tells).
+const NEVER_OPENED: Duration = Duration::from_secs(CONNECT_TIMEOUT.as_secs() + 15);
 
 impl Outlet for SocketOutlet {
     fn offer(&self, message: Outgoing) -> Result<(), Refused> {
-        let Outgoing::Event(_, Frame::Labelled(parts)) = message else {
-            // Socket.IO keeps its own heartbeat; a close comes through `close`.
-            if let Outgoing::Close(why) = message {
+        let parts = match message {
+            Outgoing::Event(_, Frame::Payloads(parts)) => parts,
+            Outgoing::Event(..) => return Ok(()),
+            // Socket.IO keeps its own ping; the registry's heartbeat only finds sockets gone.
+            Outgoing::Heartbeat => return self.alive(),
+            Outgoing::Close(why) => {
                 self.close(why);
+                return Ok(());
             }
-            return Ok(());
         };
-        for (name, json) in parts.iter() {
-            // The payload was encoded once for every socket; it is borrowed, not parsed into values.
-            let payload: &RawValue = match serde_json::from_str(json) {
-                Ok(payload) => payload,
-                Err(error) => {
-                    log::error!("socketio: an encoded payload is not JSON: {error}");
-                    continue;
-                }
-            };
-            match self.0.emit(*name, payload) {
+        for (name, payload) in parts.iter() {
+            // Encoded once for every socket; the packet copies it.
+            match self.socket.emit(*name, &**payload) {
                 Ok(()) => {}
                 Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                     return Err(Refused::Full)
@@ -447,13 +495,42 @@ impl Outlet for SocketOutlet {
     }
 
     fn close(&self, why: Closing) {
-        // A full queue cannot take the disconnect packet: socketioxide then ends the connection
-        // at its next ping, which shares the queue.
-        if let Err(error) = self.0.clone().disconnect() {
+        let socket = self.socket.clone();
+        if let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
+            // The queue is full: try again as it drains, for as long as the client's ping may
+            // take to time out (socketioxide closes the connection then anyway).
             log::debug!(
-                "socketio: {} not disconnected ({why:?}): {error}",
-                self.0.id
+                "socketio: {} not yet disconnected ({why:?}): its queue is full",
+                socket.id
             );
+            self.runtime.spawn(async move {
+                for _ in 0..(PING_INTERVAL + PING_TIMEOUT).as_millis() / 50 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if !matches!(
+                        socket.clone().disconnect(),
+                        Err(SocketError::InternalChannelFull)
+                    ) {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl SocketOutlet {
+    /// `Closed` once a connected socket is gone, or a registered one was never connected.
+    fn alive(&self) -> Result<(), Refused> {
+        let opened = self.state.opened.load(Ordering::Acquire);
+        let gone = if opened {
+            !self.socket.connected()
+        } else {
+            self.state.registered.elapsed() > NEVER_OPENED
+        };
+        if gone {
+            Err(Refused::Closed)
+        } else {
+            Ok(())
         }
     }
 }

@@ -10,6 +10,9 @@ use crate::event::Event;
 /// The code of every malformed client event.
 pub const INVALID_PAYLOAD: &str = "INVALID_PAYLOAD";
 
+/// A request over [`MAX_GUILDS`], or one that would take a socket over it.
+pub const TOO_MANY: Refusal = Refusal("at most 1000 guilds per socket");
+
 /// Why a client event was refused: its `message` (the code is always [`INVALID_PAYLOAD`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub &'static str);
@@ -26,6 +29,9 @@ impl Refusal {
     }
 }
 
+/// How many guilds one socket may join, and one request name (Discord bots rarely see more).
+pub const MAX_GUILDS: usize = 1000;
+
 /// `guildIds` of a `subscribe` / `unsubscribe` payload, as sent.
 pub fn guild_ids(payload: Option<&Value>) -> Result<Vec<String>, Refusal> {
     const REFUSED: Refusal = Refusal("guildIds must be an array of strings");
@@ -33,6 +39,9 @@ pub fn guild_ids(payload: Option<&Value>) -> Result<Vec<String>, Refusal> {
         .and_then(|payload| payload.get("guildIds"))
         .and_then(Value::as_array)
         .ok_or(REFUSED)?;
+    if ids.len() > MAX_GUILDS {
+        return Err(TOO_MANY);
+    }
     ids.iter()
         .map(|id| id.as_str().map(str::to_owned).ok_or(REFUSED))
         .collect()
@@ -40,13 +49,11 @@ pub fn guild_ids(payload: Option<&Value>) -> Result<Vec<String>, Refusal> {
 
 /// The ids a `subscribe` joins, in request order, each once, empty ones left out.
 pub fn joined(ids: &[String]) -> Vec<String> {
-    let mut joined: Vec<String> = Vec::new();
-    for id in ids {
-        if !id.is_empty() && !joined.contains(id) {
-            joined.push(id.clone());
-        }
-    }
-    joined
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .filter(|id| !id.is_empty() && seen.insert(id.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The event an `inject` payload describes: source `discord`, its `event` as type, its
@@ -129,6 +136,11 @@ mod tests {
         assert_eq!(
             guild_ids(Some(&json!({"guildIds": []}))).unwrap(),
             Vec::<String>::new()
+        );
+        let many: Vec<String> = (0..=MAX_GUILDS).map(|id| id.to_string()).collect();
+        assert_eq!(
+            guild_ids(Some(&json!({"guildIds": many}))).unwrap_err(),
+            TOO_MANY
         );
     }
 
