@@ -285,3 +285,25 @@ async fn connections_are_managed_at_runtime_and_a_down_one_fails_ws_send() {
     let (status, _) = server.get("/connections/live");
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_outbound_connection_with_source_discord_reaches_the_guild_on_the_socket_io_face() {
+    let mut foreign = Foreign::start(0).await;
+    let toml = format!(
+        "[[outbound]]\nname = \"bot\"\nurl = \"ws://127.0.0.1:{}/\"\nsource = \"discord\"\nmapping = {{ type = \"$.kind\", room = \"$.channel\", \"data.content\" = \"$.text\" }}\n",
+        foreign.port
+    );
+    let server = TestServer::start_with(Options {
+        extra_toml: toml,
+        socketio_toml: "api_keys = [\"key-1\"]\n".into(),
+        ..Options::default()
+    });
+    let mut socket = crate::socketio::Sio::join(&server, &["channel-1"]).await;
+    foreign.line_starting("connected ").await;
+    foreign.command("send").await;
+    let event = socket.discord().await;
+    assert_eq!(
+        event,
+        json!({"event": "chat", "guildId": "channel-1", "data": {"content": "hi"}})
+    );
+}

@@ -168,41 +168,75 @@ async fn the_holobridge_example_runs_as_written() {
     );
 }
 
+/// A raw Engine.IO WebSocket client of the face, connected with `key-1`.
+pub struct Sio(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl Sio {
+    /// Connects, authenticates and joins `guilds`, each packet once the previous is answered,
+    /// as a client library sends them.
+    pub async fn join(server: &TestServer, guilds: &[&str]) -> Sio {
+        let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut sio = Sio(socket);
+        assert!(sio.packet().await.starts_with('0'), "the open packet");
+        sio.send(r#"40{"apiKey":"key-1"}"#).await;
+        assert!(sio.packet().await.starts_with("40"), "the connect packet");
+        let subscribe = serde_json::json!(["subscribe", {"guildIds": guilds}]);
+        sio.send(&format!("42{subscribe}")).await;
+        assert!(sio.packet().await.starts_with(r#"42["subscribed""#));
+        sio
+    }
+
+    pub async fn send(&mut self, packet: &str) {
+        use futures_util::SinkExt;
+        let message = tokio_tungstenite::tungstenite::Message::Text(packet.into());
+        self.0.send(message).await.unwrap();
+    }
+
+    /// The next packet but pings (answered), or `""` once the connection has ended.
+    pub async fn packet(&mut self) -> String {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.0.next()).await;
+            match frame.expect("a packet in time") {
+                Some(Ok(Message::Text(text))) if text == "2" => self.send("3").await,
+                Some(Ok(Message::Text(text))) => return text,
+                Some(Ok(_)) => continue,
+                _ => return String::new(),
+            }
+        }
+    }
+
+    /// The payload of the next `discord` event.
+    pub async fn discord(&mut self) -> serde_json::Value {
+        loop {
+            let packet = self.packet().await;
+            if let Some(event) = packet.strip_prefix("42") {
+                let event: serde_json::Value = serde_json::from_str(event).unwrap();
+                if event[0] == "discord" {
+                    return event[1].clone();
+                }
+            }
+            assert!(!packet.is_empty(), "the connection ended");
+        }
+    }
+}
+
 #[tokio::test]
 async fn shutdown_disconnects_every_socket() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let server = TestServer::start_with(options(r#"["key-1"]"#));
-    let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let open = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
-    assert!(
-        matches!(open, Some(Ok(Message::Text(ref text))) if text.starts_with('0')),
-        "the open packet: {open:?}"
-    );
-    socket
-        .send(Message::Text(r#"40{"apiKey":"key-1"}"#.into()))
-        .await
-        .unwrap();
-    let connected = loop {
-        match tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap() {
-            Some(Ok(Message::Text(text))) if text != "2" => break text,
-            Some(Ok(_)) => continue,
-            other => panic!("expected the connect packet, got {other:?}"),
-        }
-    };
-    assert!(connected.starts_with("40"), "{connected}");
+    let mut socket = Sio::join(&server, &[]).await;
     server.terminate();
     // The namespace's disconnect packet, then the end of the connection.
     let mut disconnected = false;
     loop {
-        match tokio::time::timeout(TIMEOUT, socket.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Text(text))) if text == "41" => disconnected = true,
-            Some(Ok(_)) => continue,
-            _ => break,
+        match socket.packet().await.as_str() {
+            "41" => disconnected = true,
+            "" => break,
+            _ => continue,
         }
     }
     assert!(
@@ -213,31 +247,11 @@ async fn shutdown_disconnects_every_socket() {
 
 #[tokio::test]
 async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_the_others_go_on() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let mut options = options(r#"["key-1"]"#);
     options.extra_toml = "[limits]\nsend_queue = 16\n".into();
     let server = TestServer::start_with(options);
-    let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
-    let (mut slow, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    // Each packet once the previous one is answered, as a client library sends them.
-    for (packet, answer) in [
-        (r#"40{"apiKey":"key-1"}"#, "40"),
-        (
-            r#"42["subscribe",{"guildIds":["g"]}]"#,
-            r#"42["subscribed""#,
-        ),
-    ] {
-        slow.send(Message::Text(packet.into())).await.unwrap();
-        loop {
-            match tokio::time::timeout(TIMEOUT, slow.next()).await.unwrap() {
-                Some(Ok(Message::Text(text))) if text.starts_with(answer) => break,
-                Some(Ok(_)) => continue,
-                other => panic!("expected {answer}, got {other:?}"),
-            }
-        }
-    }
-    // From here `slow` reads nothing: its kernel buffers, then its queue of 16 packets, fill up.
+    let _slow = Sio::join(&server, &["g"]).await;
+    // From here `_slow` reads nothing: its kernel buffers, then its queue of 16 packets, fill up.
     let big = "x".repeat(16 * 1024);
     let mut sent = 0;
     while !server
@@ -252,4 +266,60 @@ async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_the_others_go_on
     // Another client is served as usual.
     let output = node("socketio.mjs", &args(&server, "websocket")).await;
     assert_lines(&output, WEBSOCKET);
+}
+
+#[tokio::test]
+async fn a_rule_emit_reaches_its_guild_and_an_inject_reaches_every_face_with_its_id() {
+    use crate::support::{Dirs, Ws};
+    use serde_json::json;
+    let dirs = Dirs::new();
+    dirs.write_rule("welcome.rule.json", &json!({"kind": "rule", "schemaVersion": 1,
+        "id": "01JE0S0C1E7RV1E00000000000", "name": "Welcome",
+        "triggers": [{"on": "boss_defeated", "sources": ["mygame"]}],
+        "steps": [{"kind": "emit", "source": "discord", "type": "messageCreate", "room": "{{ event.room }}",
+                   "data": {"content": "GG {{ event.data.by }}"}}]}).to_string());
+    let mut options = options(r#"["key-1"]"#);
+    options.extra_toml =
+        "[[astro.tokens]]\ntoken = \"t\"\nroom = \"111\"\nscopes = [\"*\"]\n".into();
+    let server = TestServer::start_in(dirs, options);
+    let mut in_guild = Sio::join(&server, &["111"]).await;
+
+    server.inject(
+        json!({"source": "mygame", "type": "boss_defeated", "room": "111", "data": {"by": "Ada"}}),
+    );
+    let emitted = in_guild.discord().await;
+    assert_eq!(
+        emitted,
+        json!({"event": "messageCreate", "guildId": "111", "data": {"content": "GG Ada"}})
+    );
+
+    // inject on this face: the Streamer.bot, custom and Astro faces get it with the same id.
+    let (mut streamerbot, _) = Ws::streamerbot(&server).await;
+    let reply = streamerbot
+        .request(json!({"request": "Subscribe", "events": {"Discord": ["*"]}, "id": "s"}))
+        .await;
+    assert_eq!(reply["status"], "ok");
+    let mut custom = Ws::custom(&server).await;
+    custom
+        .send(json!({"action": "subscribe", "sources": ["discord"]}))
+        .await;
+    assert_eq!(custom.recv().await["status"], "ok");
+    let mut astro = Ws::connect(server.url("astro")).await;
+    assert_eq!(astro.recv().await["type"], "welcome");
+    astro
+        .send(json!({"type": "subscribe", "data": {"topic": "channel.activities", "token": "t", "token_type": "apikey"}}))
+        .await;
+    assert_eq!(astro.recv().await["data"]["room"], "111");
+    in_guild
+        .send(r#"421["inject",{"event":"follow","guildId":"111","data":{"username":"ada"}}]"#)
+        .await;
+    let ack = in_guild.packet().await;
+    let ack: serde_json::Value =
+        serde_json::from_str(ack.strip_prefix("431").expect("the ack")).unwrap();
+    let id = ack[0]["eventId"].as_str().expect("an event id").to_owned();
+    assert_eq!(ack[0]["status"], "ok");
+    assert_eq!(streamerbot.recv().await["event"]["id"], id.as_str());
+    assert_eq!(custom.recv().await["event"]["id"], id.as_str());
+    assert_eq!(astro.recv().await["data"]["_id"], id.as_str());
+    assert_eq!(in_guild.discord().await["event"], "follow");
 }
