@@ -161,6 +161,20 @@ impl Handler<PutDocument> for RuleEngine {
                 message.kind.name()
             ));
         }
+        if let Some(other) = self
+            .documents
+            .documents
+            .iter()
+            .find(|document| document.id == message.id && document.kind != message.kind)
+        {
+            return refuse(format!(
+                ": /kind: `{}` is a {}: change it at /{}s/{}, or delete it first",
+                message.id,
+                other.kind.name(),
+                other.kind.name(),
+                message.id
+            ));
+        }
         let path = self.path_for(message.kind, &message.id);
         let checked = super::loader::check_with(&self.rules_dir, Some((&path, Some(&document))));
         let own: Vec<&String> = checked

@@ -270,6 +270,16 @@ async fn documents_can_be_put_tested_and_deleted_over_http() {
     );
     let (status, _) = server.put(&format!("/actions/{id}"), &document);
     assert_eq!(status, 400, "a rule is not an action");
+    // Nor can an action take a rule's id: the rule's file would be rewritten as an action.
+    let action = json!({"kind": "action", "schemaVersion": 1, "id": id, "name": "Taken",
+        "steps": [{"kind": "log", "message": "x"}]});
+    let (status, body) = server.put(&format!("/actions/{id}"), &action);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("is a rule"),
+        "{body}"
+    );
+    assert_eq!(server.get(&format!("/rules/{id}")).0, 200);
 
     let (status, _) = server.delete(&format!("/rules/{id}"));
     assert_eq!(status, 204);
@@ -367,4 +377,20 @@ async fn a_template_naming_a_namespace_alone_is_warned_about_at_load() {
     let server = TestServer::start_in(dirs, Options::default());
     let line = server.wait_for_log("uses `user` alone");
     assert!(line.contains("args.user"), "{line}");
+}
+
+#[tokio::test]
+async fn a_json_path_slice_with_step_0_is_refused_at_load() {
+    let server = TestServer::start();
+    let id = "01JE0J50NPA7HSTEP000000000";
+    let rule = json!({"kind": "rule", "schemaVersion": 1, "id": id, "name": "Step zero",
+        "triggers": [{"on": "gift"}],
+        "conditions": {"fact": "$.data[::0]", "op": "exists"},
+        "steps": [{"kind": "log", "message": "x"}]});
+    let (status, body) = server.put(&format!("/rules/{id}"), &rule);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("step of 0"),
+        "{body}"
+    );
 }
