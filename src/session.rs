@@ -157,6 +157,12 @@ enum Item {
     Write(Vec<Out>),
 }
 
+/// Sent to a peer whose text message is not UTF-8 (RFC 6455 §8.1).
+const CLOSE_NOT_UTF8: Close = Close {
+    code: 1007,
+    reason: "Text is not UTF-8",
+};
+
 /// How many client messages may wait behind a reply before the connection is closed.
 const MAX_PENDING: usize = 1024;
 
@@ -288,13 +294,7 @@ impl<F: Face> Session<F> {
                 Ok(text) => self.face.text(text, &self.link),
                 Err(_) => {
                     // The protocol requires UTF-8 text frames; a peer that breaks it is closed.
-                    self.write(
-                        vec![Out::Close(Close {
-                            code: 1007,
-                            reason: "Text is not UTF-8",
-                        })],
-                        ctx,
-                    );
+                    self.write(vec![Out::Close(CLOSE_NOT_UTF8)], ctx);
                     return;
                 }
             },
@@ -445,6 +445,11 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
                 })],
                 ctx,
             ),
+            // actix-web-actors reports a text frame that is not UTF-8 only as an I/O error
+            // carrying the UTF-8 error's text.
+            Err(ws::ProtocolError::Io(error)) if error.to_string().starts_with("invalid utf-8") => {
+                self.write(vec![Out::Close(CLOSE_NOT_UTF8)], ctx)
+            }
             Err(error) => {
                 log::debug!(
                     "{} session {}: protocol error: {error}",

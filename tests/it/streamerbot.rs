@@ -842,3 +842,19 @@ async fn each_port_serves_its_own_face() {
     let event = overlay.recv().await;
     assert_eq!(event["data"]["boss"], "hydra", "{event}");
 }
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_is_closed_1007_on_every_websocket_face() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let server = TestServer::start();
+    let (streamerbot, _) = Ws::streamerbot(&server).await;
+    let custom = Ws::custom(&server).await;
+    let mut astro = Ws::connect(server.url("astro")).await;
+    assert_eq!(astro.recv().await["type"], "welcome");
+    for mut ws in [streamerbot, custom, astro] {
+        let frame = Frame::message(vec![0xff, 0xfe, 0x41], OpCode::Data(Data::Text), true);
+        ws.send_message(Message::Frame(frame)).await;
+        assert_eq!(ws.closed().await, (1007, "Text is not UTF-8".to_owned()));
+    }
+}
