@@ -858,3 +858,38 @@ async fn a_text_frame_that_is_not_utf8_is_closed_1007_on_every_websocket_face() 
         assert_eq!(ws.closed().await, (1007, "Text is not UTF-8".to_owned()));
     }
 }
+
+#[tokio::test]
+async fn guessing_the_password_by_reconnecting_is_locked_out_per_address() {
+    let server = TestServer::start_with(Options {
+        password: Some("hunter2".into()),
+        ..Options::default()
+    });
+    // Ten failures over four connections (each closed after its third).
+    let mut failures = 0;
+    while failures < 10 {
+        let (mut ws, _) = Ws::streamerbot(&server).await;
+        for _ in 0..3.min(10 - failures) {
+            let reply = ws
+                .request(
+                    json!({"request": "Authenticate", "authentication": "wrong", "id": failures}),
+                )
+                .await;
+            assert_eq!(reply["error"], "Authentication failed");
+            failures += 1;
+        }
+    }
+    // Now even the right password is refused, unchecked, and the connection closed.
+    let (mut ws, hello) = Ws::streamerbot(&server).await;
+    let salt = hello["authentication"]["salt"].as_str().unwrap();
+    let challenge = hello["authentication"]["challenge"].as_str().unwrap();
+    let answer = switchboard::faces::streamerbot::auth::answer("hunter2", salt, challenge);
+    let reply = ws
+        .request(json!({"request": "Authenticate", "authentication": answer, "id": "right"}))
+        .await;
+    assert_eq!(
+        reply["error"],
+        "Too many failed authentications from this address; try again later"
+    );
+    assert_eq!(ws.closed().await.0, 1008);
+}

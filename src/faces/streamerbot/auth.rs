@@ -1,5 +1,11 @@
 //! Streamer.bot's password handshake (docs/streamerbot.md §3): a salt and a challenge per connection,
-//! and `base64(sha256(base64(sha256(password + salt)) + challenge))` as the expected answer.
+//! and `base64(sha256(base64(sha256(password + salt)) + challenge))` as the expected answer; and
+//! the [`Lockout`] that stops a peer from guessing the password by reconnecting.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -78,5 +84,67 @@ mod tests {
         assert!(one.verify("pw", &right));
         assert!(!one.verify("pw", "wrong"));
         assert!(!two.verify("pw", &right));
+    }
+}
+
+/// How many failed authentications one address may make within [`LOCKOUT_WINDOW`] before its
+/// attempts are refused unchecked until the window ends.
+pub const MAX_PEER_FAILURES: u32 = 10;
+/// The window of [`MAX_PEER_FAILURES`], counted from an address's first failure in it.
+pub const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
+/// How many addresses are tracked; the one whose window started first makes room.
+const MAX_PEERS: usize = 4096;
+
+/// Failed authentications per peer address, across its connections.
+#[derive(Default)]
+pub struct Lockout(Mutex<HashMap<IpAddr, (u32, Instant)>>);
+
+impl Lockout {
+    /// Whether `peer`'s attempts are refused unchecked now.
+    pub fn locked(&self, peer: IpAddr) -> bool {
+        let failures = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        failures.get(&peer).is_some_and(|(count, since)| {
+            *count >= MAX_PEER_FAILURES && since.elapsed() <= LOCKOUT_WINDOW
+        })
+    }
+
+    /// Counts one failed authentication of `peer`.
+    pub fn failed(&self, peer: IpAddr) {
+        let mut failures = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_PEERS && !failures.contains_key(&peer) {
+            failures.retain(|_, (_, since)| since.elapsed() <= LOCKOUT_WINDOW);
+            if failures.len() >= MAX_PEERS {
+                let oldest = failures
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(peer, _)| *peer);
+                if let Some(oldest) = oldest {
+                    failures.remove(&oldest);
+                }
+            }
+        }
+        let entry = failures.entry(peer).or_insert((0, Instant::now()));
+        if entry.1.elapsed() > LOCKOUT_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
+#[cfg(test)]
+mod lockout_tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_locked_after_its_failures_and_others_are_not() {
+        let lockout = Lockout::default();
+        let (peer, other) = ("10.0.0.7".parse().unwrap(), "10.0.0.8".parse().unwrap());
+        for _ in 0..MAX_PEER_FAILURES - 1 {
+            lockout.failed(peer);
+        }
+        assert!(!lockout.locked(peer));
+        lockout.failed(peer);
+        assert!(lockout.locked(peer));
+        assert!(!lockout.locked(other));
     }
 }

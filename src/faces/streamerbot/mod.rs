@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use self::auth::Challenge;
+use self::auth::{Challenge, Lockout};
 use self::catalogue::Catalogue;
 use self::protocol::{EventFrame, Info, Platform, Reply, Request};
 use self::subscriptions::Subscriptions;
@@ -85,6 +85,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         engine: setup.engine.clone(),
         globals: setup.store.table("globals")?,
         limits: setup.limits,
+        lockout: Lockout::default(),
     }));
     let endpoint = config.endpoint.clone();
     let server = HttpServer::new(move || {
@@ -120,6 +121,8 @@ pub struct Shared {
     pub engine: Addr<RuleEngine>,
     pub globals: Table<Value>,
     pub limits: SessionLimits,
+    /// Failed authentications per peer address.
+    pub lockout: Lockout,
 }
 
 /// Renders events as this face's frame for the registry.
@@ -384,12 +387,29 @@ impl Connection {
         let Some(challenge) = &self.challenge else {
             return Answer::Now(Reply::ok());
         };
+        let peer = link.peer.map(|peer| peer.ip());
+        if peer.is_some_and(|peer| self.shared.lockout.locked(peer)) {
+            log::warn!(
+                "streamerbot session {}: authentication refused unchecked: {:?} failed {} times within {} s",
+                link.id,
+                link.peer,
+                auth::MAX_PEER_FAILURES,
+                auth::LOCKOUT_WINDOW.as_secs()
+            );
+            return Answer::ThenClose(
+                Reply::error("Too many failed authentications from this address; try again later"),
+                CLOSE_AUTHENTICATION_FAILED,
+            );
+        }
         let candidate = request.get("authentication").and_then(Value::as_str);
         if candidate
             .is_some_and(|candidate| challenge.verify(self.shared.password.expose(), candidate))
         {
             self.authenticated = true;
             return Answer::Now(Reply::ok());
+        }
+        if let Some(peer) = peer {
+            self.shared.lockout.failed(peer);
         }
         self.failures += 1;
         log::warn!(
