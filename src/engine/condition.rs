@@ -91,6 +91,34 @@ pub enum Condition {
     Leaf(Box<Leaf>),
 }
 
+/// The most a rule's regex may take once compiled; a larger one (`a{100000}`) is refused at
+/// load, since matching costs its size times the input's.
+pub const MAX_REGEX_BYTES: usize = 64 * 1024;
+/// How much of a value `matches` looks at.
+pub const MAX_REGEX_INPUT: usize = 64 * 1024;
+
+/// Compiles a rule's regex within [`MAX_REGEX_BYTES`].
+pub fn compile_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .size_limit(MAX_REGEX_BYTES)
+        .dfa_size_limit(MAX_REGEX_BYTES * 4)
+        .build()
+        .map_err(|error| error.to_string())
+}
+
+/// The first [`MAX_REGEX_INPUT`] bytes of `text` (cut at a character boundary).
+pub fn regex_input(text: &str) -> &str {
+    if text.len() <= MAX_REGEX_INPUT {
+        return text;
+    }
+    let mut end = MAX_REGEX_INPUT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Parses a fact path (`event.data.x`, `args.target`, `$.data.items[0]`).
 pub fn parse_fact(text: &str) -> Result<Fact, String> {
     if text.starts_with('$') {
@@ -216,10 +244,8 @@ impl Condition {
                     )
                 })?;
                 regex = Some(
-                    RegexBuilder::new(pattern)
-                        .case_insensitive(ci)
-                        .build()
-                        .map_err(|error| invalid(format!("{at}/value"), error.to_string()))?,
+                    compile_regex(pattern, ci)
+                        .map_err(|error| invalid(format!("{at}/value"), error))?,
                 );
                 None
             }

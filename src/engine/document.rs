@@ -2,7 +2,7 @@
 //! checks that turn a JSON file into a validated, compiled [`Document`] (a rule or an action).
 //! Checks that span documents (unique ids and names, `run_action` targets) are the loader's.
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -754,11 +754,9 @@ fn parse_command(raw: RawCommand, at: &str) -> Result<Command, Invalid> {
                 CommandMatch::Regex => name.clone(),
                 _ => regex::escape(name),
             };
-            RegexBuilder::new(&pattern)
-                .case_insensitive(!raw.case_sensitive)
-                .build()
+            super::condition::compile_regex(&pattern, !raw.case_sensitive)
                 .map(|regex| (name.clone(), regex))
-                .map_err(|error| Invalid::at(format!("{at}/names/{index}"), error.to_string()))
+                .map_err(|error| Invalid::at(format!("{at}/names/{index}"), error))
         })
         .collect::<Result<_, _>>()?;
     let types = raw

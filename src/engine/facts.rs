@@ -125,6 +125,7 @@ impl Facts {
             };
             match text
                 .as_deref()
+                .map(super::condition::regex_input)
                 .and_then(|text| regex.captures(text).map(|c| (text, c)))
             {
                 Some((_, captures)) => {

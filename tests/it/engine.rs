@@ -394,3 +394,37 @@ async fn a_json_path_slice_with_step_0_is_refused_at_load() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_huge_regex_is_refused_at_load_and_matching_looks_at_a_bounded_input() {
+    let server = TestServer::start();
+    let id = "01JE0REGEX5000000000000000";
+    let rule = |pattern: &str| {
+        json!({"kind": "rule", "schemaVersion": 1, "id": id, "name": "Regex",
+        "triggers": [{"on": "gift"}],
+        "conditions": {"fact": "event.data.text", "op": "matches", "value": pattern},
+        "steps": [{"kind": "emit", "type": "matched", "data": {"tag": "{{ event.data.tag }}"}}]})
+    };
+    let (status, body) = server.put(&format!("/rules/{id}"), &rule("a{100000}"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("size limit"),
+        "{body}"
+    );
+    // A pattern that only matches past the first 64 KiB does not match.
+    let (status, body) = server.put(&format!("/rules/{id}"), &rule("b$"));
+    assert_eq!(status, 200, "{body}");
+    let mut ws = everything(&server).await;
+    let long = "a".repeat(70 * 1024) + "b";
+    server
+        .inject(json!({"source": "tiktok", "type": "gift", "data": {"text": long, "tag": "long"}}));
+    server.inject(
+        json!({"source": "tiktok", "type": "gift", "data": {"text": "ab", "tag": "short"}}),
+    );
+    // The long text's run, had it matched, would have emitted first.
+    let matched = next_of(&mut ws, &["Matched"]).await;
+    assert_eq!(
+        matched["data"]["tag"], "short",
+        "only the short text matches"
+    );
+}
