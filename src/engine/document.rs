@@ -232,6 +232,9 @@ pub struct Limits {
     pub rate_limits: Vec<Limit>,
 }
 
+/// The most runs one document may have running and waiting (`max`).
+pub const MAX_RUNS: u32 = 1000;
+
 /// One cooldown (`max` absent) or rate limit.
 #[derive(Debug)]
 pub struct Limit {
@@ -551,6 +554,11 @@ pub fn parse_document(value: &Value) -> Result<Document, Invalid> {
     }
     if raw.max == Some(0) {
         return Err(Invalid::at("/max", "`max` is at least 1"));
+    }
+    if raw.max.is_some_and(|max| max > MAX_RUNS) {
+        // Each waiting or running run holds memory (7–9 KB measured): a document cannot ask
+        // for an unbounded number.
+        return Err(Invalid::at("/max", format!("`max` is at most {MAX_RUNS}")));
     }
     let mut variables = Vec::new();
     for (name, value) in &raw.variables {

@@ -428,3 +428,21 @@ async fn a_huge_regex_is_refused_at_load_and_matching_looks_at_a_bounded_input()
         "only the short text matches"
     );
 }
+
+#[tokio::test]
+async fn max_runs_is_capped_at_load() {
+    let server = TestServer::start();
+    let id = "01JE0MAXRVNS00000000000000";
+    let rule = |max: u32| {
+        json!({"kind": "rule", "schemaVersion": 1, "id": id, "name": "Many",
+        "mode": "queued", "max": max, "triggers": [{"on": "gift"}],
+        "steps": [{"kind": "delay", "ms": 1000}]})
+    };
+    let (status, body) = server.put(&format!("/rules/{id}"), &rule(1_000_000));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 1000"),
+        "{body}"
+    );
+    assert_eq!(server.put(&format!("/rules/{id}"), &rule(1000)).0, 200);
+}
