@@ -43,6 +43,11 @@ impl GroupCommit {
         (done, !self.flushing)
     }
 
+    /// Whether writes may still be on their way to disk (a flush runs, or writers wait for one).
+    pub fn pending(&self) -> bool {
+        self.flushing || !self.waiting.is_empty()
+    }
+
     /// A flush starts: it answers everyone waiting now.
     pub fn begin(&mut self) -> Batch {
         self.flushing = true;
@@ -70,8 +75,10 @@ mod tests {
     #[test]
     fn writers_during_a_flush_share_the_next_one() {
         let mut commit = GroupCommit::default();
+        assert!(!commit.pending());
         let (first, start) = commit.join();
         assert!(start, "nothing runs yet: the first writer starts a flush");
+        assert!(commit.pending(), "a writer waits");
         let running = commit.begin();
         let (second, start) = commit.join();
         let (third, start_too) = commit.join();

@@ -406,7 +406,9 @@ impl RuleEngine {
         if credited {
             self.credits_changed = true;
         }
-        let durable = (named || credited).then(|| self.durable(ctx));
+        // Also when this event changed nothing itself: what it saw (a follower another event
+        // just recorded) may not be on disk yet, and its acknowledgement must not precede that.
+        let durable = (named || credited || self.commit.pending()).then(|| self.durable(ctx));
         async move {
             if let Some(durable) = durable {
                 durable.await?;

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::streamerbot::{CELEBRATE, REPLY};
-use crate::support::{Dirs, Options, TestServer, Ws};
+use crate::support::{Dirs, Options, TestServer, Ws, TIMEOUT};
 
 #[tokio::test]
 async fn acknowledged_credits_survive_kill_9() {
@@ -69,4 +69,40 @@ async fn a_broken_action_file_keeps_its_last_good_version_across_a_restart() {
         .request(json!({"request": "GetActions", "id": "a"}))
         .await;
     assert_eq!(actions["actions"][0]["name"], "Celebrate");
+}
+
+#[tokio::test]
+async fn a_duplicate_follow_is_acknowledged_only_once_the_first_is_on_disk() {
+    // Two injects of one follower at once, and `kill -9` as soon as either is acknowledged: the
+    // second finds the name already recorded (by the first, not yet flushed) and must still wait
+    // for that flush before its 200.
+    let mut server = TestServer::start();
+    for cycle in 0..50 {
+        let name = format!("Fan{cycle}");
+        let body =
+            json!({"source": "twitch", "type": "follow", "user": {"nickname": name}}).to_string();
+        let url = server.http("/events");
+        let (acknowledged, first) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (url, body, acknowledged) = (url.clone(), body.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                // The server may be killed under the other request: only a 200 is reported.
+                let response = ureq::post(&url).timeout(TIMEOUT).send_string(&body);
+                if response.is_ok_and(|response| response.status() == 200) {
+                    let _ = acknowledged.send(());
+                }
+            });
+        }
+        first.recv_timeout(TIMEOUT).expect("an acknowledgement");
+        server = server.kill_and_restart();
+        let (mut ws, _) = Ws::streamerbot(&server).await;
+        let credits = ws
+            .request(json!({"request": "GetCredits", "id": "g"}))
+            .await;
+        let follows = credits["events"]["follows"].as_array().unwrap().clone();
+        assert!(
+            follows.contains(&json!(name)),
+            "cycle {cycle}: {name} was acknowledged, then lost: {follows:?}"
+        );
+    }
 }
