@@ -107,10 +107,12 @@ impl Running {
         for server in &servers {
             server.pause().await;
         }
-        let threads: Vec<_> = others.into_iter().flatten().map(|stop| stop()).collect();
+        // Every session first gets its protocol's goodbye (1001, Socket.IO's disconnect packet);
+        // the listener threads stop after, so that they do not cut a goodbye short.
         if let Err(error) = self.registry.send(ShutDown).await {
             log::error!("registry: not answering at shutdown: {error}");
         }
+        let threads: Vec<_> = others.into_iter().flatten().map(|stop| stop()).collect();
         if let Err(error) = self.outbound.send(outbound::ShutDown).await {
             log::error!("outbound: not answering at shutdown: {error}");
         }

@@ -2,7 +2,8 @@
 // socket.io-client 4.x, as a HoloBridge client would. Events are injected through the custom (VMSC) face
 // with the `ws` package and with `POST <http-url>events` (global fetch).
 // Usage: node socketio.mjs <scenario> <socketio-url> <http-url> <custom-url> <custom-token>
-// Scenarios: checklist, websocket, refused (for a server with api_keys = []). Prints "ok <step>" lines;
+// Scenarios: checklist, websocket, refused (for a server with api_keys = []), shutdown (stop the server
+// after "ok subscribed"). Prints "ok <step>" lines;
 // exits non-zero on the first failure.
 //
 // Ordering: events injected through one custom-face connection are published in the order sent, and a
@@ -342,9 +343,28 @@ async function refusedScenario() {
   ok('no auth refused with Missing API key');
 }
 
-const scenarios = { checklist, websocket, refused: refusedScenario };
+/// Prints "ok subscribed", then expects the server to stop: each socket must see a lost transport,
+/// after which socket.io-client reconnects by itself (not `io server disconnect`, after which it would not).
+async function shutdown() {
+  const clients = [
+    await connected('A', { apiKey: 'key-1' }, { reconnection: true }),
+    await connected('B', { apiKey: 'key-1' }, { reconnection: true, transports: ['websocket'] }),
+  ];
+  await upgraded(clients[0]);
+  for (const client of clients) await client.subscribe(['111']);
+  ok('subscribed');
+  for (const client of clients) {
+    const item = await client.next('disconnect');
+    assert.deepEqual(item, { event: 'disconnect', args: ['transport close'] }, `${client.name}: got ${describe(item)}`);
+    assert.ok(client.socket.active, `${client.name}: would not reconnect`);
+    ok(`${client.name} sees transport close and reconnects`);
+    client.close();
+  }
+}
+
+const scenarios = { checklist, websocket, refused: refusedScenario, shutdown };
 if (!scenarios[scenario] || !sioUrl || !httpUrl || !customUrl || customToken === undefined) {
-  console.error('usage: node socketio.mjs checklist|websocket|refused <socketio-url> <http-url> <custom-url> <custom-token>');
+  console.error('usage: node socketio.mjs checklist|websocket|refused|shutdown <socketio-url> <http-url> <custom-url> <custom-token>');
   process.exit(2);
 }
 try {

@@ -226,23 +226,36 @@ impl Sio {
 }
 
 #[tokio::test]
+async fn at_shutdown_socket_io_client_sees_a_lost_transport_and_would_reconnect() {
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let args = args(&server, "shutdown");
+    let mut client = crate::support::clients::Streaming::start("socketio.mjs", &args);
+    assert_eq!(client.line().await, "ok subscribed");
+    server.terminate();
+    assert_eq!(
+        client.line().await,
+        "ok A sees transport close and reconnects"
+    );
+    assert_eq!(
+        client.line().await,
+        "ok B sees transport close and reconnects"
+    );
+}
+
+#[tokio::test]
 async fn shutdown_disconnects_every_socket() {
     let server = TestServer::start_with(options(r#"["key-1"]"#));
     let mut socket = Sio::join(&server, &[]).await;
     server.terminate();
-    // The namespace's disconnect packet, then the end of the connection.
-    let mut disconnected = false;
+    // Engine.IO's close packet (a client reconnects on it), then the end of the connection.
+    let mut packets = Vec::new();
     loop {
-        match socket.packet().await.as_str() {
-            "41" => disconnected = true,
-            "" => break,
-            _ => continue,
+        match socket.packet().await {
+            packet if packet.is_empty() => break,
+            packet => packets.push(packet),
         }
     }
-    assert!(
-        disconnected,
-        "no disconnect packet before the connection ended"
-    );
+    assert_eq!(packets, ["1"], "{:#?}", server.logs());
 }
 
 #[tokio::test]

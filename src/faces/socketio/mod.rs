@@ -50,6 +50,8 @@ const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 const MAX_PAYLOAD: u64 = 1_000_000;
+/// How long shutdown waits for the transports to close.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// Starts the face, if enabled: the encoder, then the listener thread.
 pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
@@ -159,7 +161,12 @@ fn serve(
             }
         }
         drop(listener);
-        io.close().await;
+        // Each transport gets Engine.IO's close packet, on which a client reconnects by itself
+        // (after a Socket.IO disconnect packet it would not). A client that does not read is
+        // cut off after `DRAIN`.
+        if tokio::time::timeout(DRAIN, io.close()).await.is_err() {
+            log::debug!("socketio: some transports did not close in time at shutdown");
+        }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
@@ -495,6 +502,10 @@ impl Outlet for SocketOutlet {
     }
 
     fn close(&self, why: Closing) {
+        if why == Closing::ShuttingDown {
+            // The face's own shutdown closes every transport (see `serve`).
+            return;
+        }
         let socket = self.socket.clone();
         if let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
             // The queue is full: try again as it drains, for as long as the client's ping may
