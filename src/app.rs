@@ -13,6 +13,7 @@ use crate::faces::{self, StartError, Started};
 use crate::names::Names;
 use crate::outbound::{self, OutboundManager, Start};
 use crate::registry::{Registry, ShutDown};
+use crate::session::guard::Budget;
 use crate::session::SessionLimits;
 use crate::store::{Store, StoreError};
 
@@ -82,6 +83,8 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         limits: SessionLimits {
             max_message_bytes: config.limits.max_frame_bytes,
             send_queue: config.limits.send_queue,
+            unauthenticated: Arc::new(Budget::new(config.limits.unauthenticated_bytes)),
+            close_timeout: config.limits.close_timeout,
         },
     };
     let faces = faces::start_all(&setup).await?;

@@ -165,6 +165,8 @@ pub enum AuthMode {
 pub struct RawLimits {
     pub max_frame_bytes: Option<usize>,
     pub send_queue: Option<usize>,
+    pub unauthenticated_bytes: Option<usize>,
+    pub close_timeout_ms: Option<u64>,
 }
 
 fn default_true() -> bool {
@@ -224,6 +226,10 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Outgoing frames buffered per session before it is dropped as too slow.
     pub send_queue: usize,
+    /// What unfinished messages of unauthenticated connections may hold, all together.
+    pub unauthenticated_bytes: usize,
+    /// How long a closed connection's peer has to read the close before it is reset.
+    pub close_timeout: std::time::Duration,
 }
 
 /// The resolved configuration: defaults, then the file, then the flags.
@@ -341,6 +347,20 @@ impl Config {
         if send_queue == 0 {
             return Err(invalid("limits.send_queue", "must be at least 1".into()));
         }
+        let unauthenticated_bytes = limits.unauthenticated_bytes.unwrap_or(64 << 20);
+        if unauthenticated_bytes < max_frame_bytes {
+            return Err(invalid(
+                "limits.unauthenticated_bytes",
+                format!("must be at least limits.max_frame_bytes ({max_frame_bytes})"),
+            ));
+        }
+        let close_timeout_ms = limits.close_timeout_ms.unwrap_or(5000);
+        if !(1..=3_600_000).contains(&close_timeout_ms) {
+            return Err(invalid(
+                "limits.close_timeout_ms",
+                "must be between 1 and 3600000".into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (index, outbound) in raw.outbound.iter().enumerate() {
             if outbound.name.trim().is_empty() || !names.insert(outbound.name.clone()) {
@@ -396,6 +416,8 @@ impl Config {
             limits: Limits {
                 max_frame_bytes,
                 send_queue,
+                unauthenticated_bytes,
+                close_timeout: std::time::Duration::from_millis(close_timeout_ms),
             },
         })
     }
@@ -542,6 +564,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("streamerbot.endpoint"), "{error}");
+    }
+
+    #[test]
+    fn connection_budgets_are_checked_with_their_key() {
+        let error = resolve("[limits]\nunauthenticated_bytes = 1000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("limits.unauthenticated_bytes"), "{error}");
+        let error = resolve("[limits]\nclose_timeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("limits.close_timeout_ms"), "{error}");
+        let config = resolve("[limits]\nclose_timeout_ms = 250\n").unwrap();
+        assert_eq!(
+            config.limits.close_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(config.limits.unauthenticated_bytes, 64 << 20);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod custom;
 mod engine;
 mod examples;
 mod http;
+mod limits;
 mod outbound;
 mod socketio;
 mod store;

@@ -77,13 +77,14 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         tokens: Tokens::new(&config.tokens),
         keys: Keys::new(&secret),
         registry: setup.registry.clone(),
-        limits: setup.limits,
+        limits: setup.limits.clone(),
     }));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(shared.clone())
             .default_service(web::to(upgrade))
-    });
+    })
+    .on_connect(session::peer::keep);
     let bound = listen(server, "astro", config.listener.bind, "ws", "/")?;
     let mut started = listening("astro", bound);
     if config.tokens.is_empty() {
@@ -158,7 +159,7 @@ pub async fn upgrade(
     session::start(
         connection,
         shared.registry.clone(),
-        shared.limits,
+        shared.limits.clone(),
         &request,
         stream,
     )

@@ -63,13 +63,14 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         open: Arc::default(),
         registry: setup.registry.clone(),
         engine: setup.engine.clone(),
-        limits: setup.limits,
+        limits: setup.limits.clone(),
     }));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(shared.clone())
             .default_service(web::to(upgrade))
-    });
+    })
+    .on_connect(session::peer::keep);
     let bound = listen(server, "custom", config.listener.bind, "ws", "/")?;
     let mut started = listening("custom", bound);
     started.notes.push(note);
@@ -194,7 +195,7 @@ pub async fn upgrade(
     session::start(
         connection,
         shared.registry.clone(),
-        shared.limits,
+        shared.limits.clone(),
         &request,
         stream,
     )
@@ -238,6 +239,10 @@ impl Face for Connection {
             ],
             Access::Full => vec![close(protocol::CLOSE_TRY_AGAIN_LATER)],
         })
+    }
+
+    fn authenticated(&self) -> bool {
+        matches!(self.access, Access::Open { .. })
     }
 
     fn admit(&mut self, _: bool, _: &Link) -> Option<Vec<Out>> {

@@ -84,7 +84,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         registry: setup.registry.clone(),
         engine: setup.engine.clone(),
         globals: setup.store.table("globals")?,
-        limits: setup.limits,
+        limits: setup.limits.clone(),
         lockout: Lockout::default(),
     }));
     let endpoint = config.endpoint.clone();
@@ -92,7 +92,8 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         App::new()
             .app_data(shared.clone())
             .route(&endpoint, web::get().to(upgrade))
-    });
+    })
+    .on_connect(session::peer::keep);
     let bound = listen(
         server,
         "streamerbot",
@@ -149,7 +150,7 @@ pub async fn upgrade(
     shared: web::Data<Arc<Shared>>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let shared = shared.get_ref().clone();
-    let limits = shared.limits;
+    let limits = shared.limits.clone();
     let registry = shared.registry.clone();
     let connection = Connection {
         challenge: (!shared.password.is_empty()).then(Challenge::new),
@@ -233,6 +234,11 @@ fn mailbox_error(error: actix::MailboxError) -> Reply {
 impl Face for Connection {
     const KIND: FaceKind = FaceKind::Streamerbot;
     const NAME: &'static str = "streamerbot";
+
+    /// Only a client that proved the password: without one, any client is a stranger.
+    fn authenticated(&self) -> bool {
+        self.authenticated && !self.shared.password.is_empty()
+    }
 
     fn opened(&mut self, link: &Link) -> Handled {
         self.session = link.id;

@@ -3,6 +3,7 @@
 //! receive has a deadline.
 
 pub mod clients;
+pub mod raw;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -204,6 +205,26 @@ impl TestServer {
         }
         let TestServer { dirs, options, .. } = self;
         (dirs, options)
+    }
+
+    /// The process's peak resident set so far, in MiB (`VmHWM` in `/proc/<pid>/status`).
+    pub fn peak_rss_mib(&self) -> u64 {
+        self.proc_status_kib("VmHWM") / 1024
+    }
+
+    /// The process's resident set now, in MiB (`VmRSS`).
+    pub fn rss_mib(&self) -> u64 {
+        self.proc_status_kib("VmRSS") / 1024
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let path = format!("/proc/{}/status", self.child.0.id());
+        let status = std::fs::read_to_string(&path).expect("/proc/<pid>/status is readable");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {path}"))
     }
 
     /// The server's log lines so far.

@@ -11,12 +11,21 @@
 //! what the registry sends it; the messages the client sends meanwhile wait, in order and within
 //! a bound, until the reply is written.
 //!
+//! Incoming bytes pass a [`guard::FrameGuard`] first, which refuses an oversized frame from its
+//! header and bounds what unauthenticated connections hold; every close the server starts is
+//! followed by a reset of the connection if the peer has not read it in time ([`peer`]).
+//!
 //! This is the only module that touches actix-web-actors (deprecated upstream in favour of
-//! actix-ws), so that a later move changes one file.
+//! actix-ws), so that a later move changes one folder.
+
+pub mod guard;
+pub mod peer;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,8 +35,11 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::event::Event;
 use crate::registry::{
-    Closing, Connect, Disconnect, FaceKind, Frame, Outgoing, Registry, SessionId, CLIENT_TIMEOUT,
+    Closing, Connect, Disconnect, FaceKind, Frame, Outgoing, Outlet, Refused, Registry, SessionId,
+    CLIENT_TIMEOUT,
 };
+use guard::{Budget, FrameGuard, Trip};
+use peer::PeerSocket;
 
 /// A close the face asks for.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +93,11 @@ pub trait Face: Unpin + 'static {
     fn accepts(&mut self, _event: &Event, _label: Option<&'static str>) -> bool {
         true
     }
+    /// Whether the client has authenticated (by default not: the connection stays in the budget
+    /// unauthenticated connections share for unfinished messages).
+    fn authenticated(&self) -> bool {
+        false
+    }
     /// Frames written before the registry's close (by default none).
     fn closing(&mut self, _why: Closing, _link: &Link) -> Vec<Out> {
         Vec::new()
@@ -96,11 +113,15 @@ pub trait Face: Unpin + 'static {
     }
 }
 
-/// Frame size and queue limits of one session.
-#[derive(Debug, Clone, Copy)]
+/// Frame size, queue and memory limits of the sessions.
+#[derive(Debug, Clone)]
 pub struct SessionLimits {
     pub max_message_bytes: usize,
     pub send_queue: usize,
+    /// Shared by every session: what unauthenticated connections' unfinished messages may hold.
+    pub unauthenticated: Arc<Budget>,
+    /// How long a closed connection's peer has to read the close before the connection is reset.
+    pub close_timeout: Duration,
 }
 
 impl SessionLimits {
@@ -118,6 +139,16 @@ pub fn start<F: Face>(
     request: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let mut response = ws::handshake(request)?;
+    let (socket, alive) = PeerSocket::of(request).unzip();
+    let guarded = Rc::new(guard::Shared::default());
+    let stream = FrameGuard::new(
+        stream,
+        limits.max_frame_bytes(),
+        limits.unauthenticated.clone(),
+        guarded.clone(),
+    );
+    let codec = actix_http::ws::Codec::new().max_size(limits.max_frame_bytes());
     let session = Session {
         face,
         registry,
@@ -126,15 +157,43 @@ pub fn start<F: Face>(
             id: 0,
             peer: request.peer_addr(),
         },
+        socket,
+        guarded,
         last_heard: Instant::now(),
         fragments: None,
         waiting: false,
         pending: Pending::default(),
         closed: false,
     };
-    ws::WsResponseBuilder::new(session, request, stream)
-        .frame_size(limits.max_frame_bytes())
-        .start()
+    let body = ws::WebsocketContext::with_codec(session, stream, codec);
+    // The body lives as long as actix-web serves the connection: `alive` says when it is done.
+    Ok(
+        response.streaming(futures_util::StreamExt::map(body, move |chunk| {
+            let _alive = &alive;
+            chunk
+        })),
+    )
+}
+
+/// A session's end of the registry's fan-out: its mailbox, and its socket to cut when the
+/// registry drops it and the peer does not read the close.
+struct SessionOutlet {
+    recipient: Recipient<Outgoing>,
+    socket: Option<PeerSocket>,
+    close_timeout: Duration,
+}
+
+impl Outlet for SessionOutlet {
+    fn offer(&self, message: Outgoing) -> Result<(), Refused> {
+        self.recipient.offer(message)
+    }
+
+    fn close(&self, why: Closing) {
+        self.recipient.close(why);
+        if let Some(socket) = &self.socket {
+            socket.cut_after(self.close_timeout);
+        }
+    }
 }
 
 /// A fragmented message being reassembled: its bytes so far, or `None` once it went over the limit.
@@ -163,6 +222,18 @@ const CLOSE_NOT_UTF8: Close = Close {
     reason: "Text is not UTF-8",
 };
 
+/// Sent for a single frame over four times the message limit (RFC 6455 §7.4.1).
+const CLOSE_TOO_BIG: Close = Close {
+    code: 1009,
+    reason: "Message too big",
+};
+
+/// Sent to an unauthenticated connection whose unfinished message does not fit the shared budget.
+const CLOSE_BUSY: Close = Close {
+    code: 1013,
+    reason: "Server busy, try again later",
+};
+
 /// How many client messages may wait behind a reply before the connection is closed.
 const MAX_PENDING: usize = 1024;
 
@@ -177,6 +248,10 @@ struct Session<F: Face> {
     registry: Addr<Registry>,
     limits: SessionLimits,
     link: Link,
+    /// The connection's socket, to cut when a close is not read in time.
+    socket: Option<PeerSocket>,
+    /// What the session shares with the guard over its incoming bytes.
+    guarded: Rc<guard::Shared>,
     last_heard: Instant,
     fragments: Option<Fragments>,
     /// A reply is waiting for another actor: client messages go to `pending`.
@@ -199,16 +274,26 @@ impl<F: Face> Session<F> {
                         code: ws::CloseCode::from(close.code),
                         description: Some(close.reason.to_owned()),
                     }));
-                    ctx.stop();
-                    self.closed = true;
-                    self.pending = Pending::default();
+                    self.stop(ctx);
                     return;
                 }
             }
         }
     }
 
+    /// Stops the session; the connection is reset if its peer has not read everything by
+    /// `limits.close_timeout`.
+    fn stop(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.stop();
+        self.closed = true;
+        self.pending = Pending::default();
+        if let Some(socket) = &self.socket {
+            socket.cut_after(self.limits.close_timeout);
+        }
+    }
+
     fn apply(&mut self, handled: Handled, ctx: &mut ws::WebsocketContext<Self>) {
+        self.guarded.trusted.set(self.face.authenticated());
         match handled {
             Handled::Now(outs) => self.write(outs, ctx),
             Handled::Later(future) => {
@@ -345,7 +430,11 @@ impl<F: Face> Actor for Session<F> {
         ctx.set_mailbox_capacity(self.limits.send_queue);
         let connect = Connect {
             face: F::KIND,
-            outlet: Box::new(ctx.address().recipient::<Outgoing>()),
+            outlet: Box::new(SessionOutlet {
+                recipient: ctx.address().recipient(),
+                socket: self.socket.clone(),
+                close_timeout: self.limits.close_timeout,
+            }),
         };
         ctx.wait(
             self.registry
@@ -364,7 +453,7 @@ impl<F: Face> Actor for Session<F> {
                     }
                     Err(error) => {
                         log::error!("{} session: the registry is gone: {error}", F::NAME);
-                        ctx.stop();
+                        session.stop(ctx);
                     }
                 }),
         );
@@ -418,7 +507,7 @@ impl<F: Face> Handler<Outgoing> for Session<F> {
                     self.link.id,
                     CLIENT_TIMEOUT.as_secs()
                 );
-                ctx.stop();
+                self.stop(ctx);
             }
             Outgoing::Heartbeat => ctx.ping(b""),
         }
@@ -436,15 +525,9 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
-                ctx.stop();
+                self.stop(ctx);
             }
-            Err(ws::ProtocolError::Overflow) => self.write(
-                vec![Out::Close(Close {
-                    code: 1009,
-                    reason: "Message too big",
-                })],
-                ctx,
-            ),
+            Err(ws::ProtocolError::Overflow) => self.write(vec![Out::Close(CLOSE_TOO_BIG)], ctx),
             // actix-web-actors reports a text frame that is not UTF-8 only as an I/O error
             // carrying the UTF-8 error's text.
             Err(ws::ProtocolError::Io(error)) if error.to_string().starts_with("invalid utf-8") => {
@@ -456,9 +539,35 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
                     F::NAME,
                     self.link.id
                 );
-                ctx.stop();
+                self.stop(ctx);
             }
         }
+    }
+
+    /// The incoming bytes ended: the peer went, or the guard refused what came next.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        let close = match self.guarded.tripped.get() {
+            None => return self.stop(ctx),
+            Some(Trip::Oversized(length)) => {
+                log::info!(
+                    "{} session {}: a frame of {length} bytes is over the limit of {}, closing",
+                    F::NAME,
+                    self.link.id,
+                    self.limits.max_frame_bytes()
+                );
+                CLOSE_TOO_BIG
+            }
+            Some(Trip::OverBudget) => {
+                log::warn!(
+                    "{} session {}: unauthenticated connections hold too much unfinished input \
+                     (limits.unauthenticated_bytes), closing this one",
+                    F::NAME,
+                    self.link.id
+                );
+                CLOSE_BUSY
+            }
+        };
+        self.write(vec![Out::Close(close)], ctx);
     }
 }
 
@@ -566,12 +675,14 @@ mod tests {
         let limits = SessionLimits {
             max_message_bytes: 1024,
             send_queue: 16,
+            unauthenticated: Arc::new(Budget::new(1 << 20)),
+            close_timeout: Duration::from_secs(5),
         };
         let handled = Arc::new(Mutex::new(Vec::new()));
         let (arrived, mut arrivals) = futures::channel::mpsc::unbounded();
-        let shared = (registry.clone(), released, handled.clone(), arrived);
+        let shared = (registry.clone(), released, handled.clone(), arrived, limits);
         let server = HttpServer::new(move || {
-            let (registry, release, handled, arrived) = shared.clone();
+            let (registry, release, handled, arrived, limits) = shared.clone();
             App::new().default_service(web::to(
                 move |request: HttpRequest, stream: web::Payload| {
                     let face = Slow {
@@ -580,7 +691,7 @@ mod tests {
                         handled: handled.clone(),
                         arrived: arrived.clone(),
                     };
-                    let registry = registry.clone();
+                    let (registry, limits) = (registry.clone(), limits.clone());
                     async move { start(face, registry, limits, &request, stream) }
                 },
             ))

@@ -1,0 +1,345 @@
+//! Reads each incoming WebSocket frame's header as the bytes pass, before actix buffers them.
+//!
+//! actix-http's frame parser checks a frame's size only once the whole frame is in memory, and
+//! actix-web-actors buffers whatever the socket has ready: a client announcing a 1 GB frame
+//! would be read in full before being refused. The guard sits between the request payload and
+//! the parser. It ends the stream (the session then closes with the guard's [`Trip`]) as soon
+//! as a header announces more than the frame limit, or when the bytes of an unfinished message
+//! of an unauthenticated connection would go over the budget all such connections share.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_http::error::PayloadError;
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// The bytes that unfinished messages of unauthenticated connections may hold, all together.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+impl Budget {
+    pub fn new(cap: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    fn try_charge(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.cap)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// Why the guard ended the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trip {
+    /// A frame header announced this many payload bytes, over the frame limit.
+    Oversized(u64),
+    /// An unauthenticated connection's unfinished message would go over the shared budget.
+    OverBudget,
+}
+
+/// What the guard and its session share (both live on the session's thread).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Set by the session once its client has authenticated: its messages are then no longer
+    /// charged to the budget.
+    pub trusted: Cell<bool>,
+    /// Set by the guard when it ends the stream.
+    pub tripped: Cell<Option<Trip>>,
+}
+
+/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+const MAX_HEADER: usize = 14;
+
+/// The guard over a connection's incoming bytes.
+pub struct FrameGuard<S> {
+    inner: S,
+    max_frame: u64,
+    budget: Arc<Budget>,
+    shared: Rc<Shared>,
+    header: [u8; MAX_HEADER],
+    header_len: usize,
+    /// The current frame: its first header byte (FIN, opcode) and the payload bytes still to come.
+    frame: Option<(u8, u64)>,
+    /// The payload bytes of the unfinished data message so far, and those charged to the budget.
+    held: usize,
+    charged: usize,
+    ended: bool,
+}
+
+impl<S> FrameGuard<S> {
+    pub fn new(inner: S, max_frame: usize, budget: Arc<Budget>, shared: Rc<Shared>) -> Self {
+        FrameGuard {
+            inner,
+            max_frame: max_frame as u64,
+            budget,
+            shared,
+            header: [0; MAX_HEADER],
+            header_len: 0,
+            frame: None,
+            held: 0,
+            charged: 0,
+            ended: false,
+        }
+    }
+
+    /// Follows `chunk` through frame headers and payloads; `Err` with the offset the bytes
+    /// must be cut at when a limit is hit.
+    fn follow(&mut self, chunk: &[u8]) -> Result<(), (usize, Trip)> {
+        let mut at = 0;
+        // Where the header being read began in this chunk (0 when in an earlier one).
+        let mut header_start = 0;
+        while at < chunk.len() {
+            match &mut self.frame {
+                Some((first, remaining)) => {
+                    let first = *first;
+                    let take =
+                        (chunk.len() - at).min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    *remaining -= take as u64;
+                    let done = *remaining == 0;
+                    at += take;
+                    if is_data(first) {
+                        self.hold(take).map_err(|trip| (at, trip))?;
+                    }
+                    if done {
+                        self.frame_done(first);
+                    }
+                }
+                None => {
+                    if self.header_len == 0 {
+                        header_start = at;
+                    }
+                    self.header[self.header_len] = chunk[at];
+                    self.header_len += 1;
+                    at += 1;
+                    if let Some(length) = header_length(&self.header[..self.header_len]) {
+                        let first = self.header[0];
+                        self.header_len = 0;
+                        if length > self.max_frame {
+                            return Err((header_start, Trip::Oversized(length)));
+                        }
+                        self.frame = Some((first, length));
+                        if length == 0 {
+                            self.frame_done(first);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, bytes: usize) -> Result<(), Trip> {
+        self.held += bytes;
+        if self.shared.trusted.get() {
+            self.release();
+            return Ok(());
+        }
+        let uncharged = self.held - self.charged;
+        if !self.budget.try_charge(uncharged) {
+            return Err(Trip::OverBudget);
+        }
+        self.charged = self.held;
+        Ok(())
+    }
+
+    fn frame_done(&mut self, first: u8) {
+        self.frame = None;
+        // A final data frame ends its message; control frames come between fragments.
+        if is_data(first) && first & 0x80 != 0 {
+            self.held = 0;
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        self.budget.release(self.charged);
+        self.charged = 0;
+    }
+}
+
+/// Text, binary and continuation frames carry a message; the others are control frames.
+fn is_data(first: u8) -> bool {
+    first & 0x08 == 0
+}
+
+/// The payload length once `header` is complete (with its extended length and mask), else
+/// `None`. A length with the top bit set (invalid) reads as `u64::MAX`, over every limit.
+fn header_length(header: &[u8]) -> Option<u64> {
+    let second = *header.get(1)?;
+    let (extended, mask) = (
+        match second & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        },
+        if second & 0x80 != 0 { 4 } else { 0 },
+    );
+    if header.len() < 2 + extended + mask {
+        return None;
+    }
+    let length = match extended {
+        0 => u64::from(second & 0x7f),
+        2 => u64::from(u16::from_be_bytes([header[2], header[3]])),
+        _ => {
+            let length = u64::from_be_bytes(header[2..10].try_into().ok()?);
+            if length >> 63 == 1 {
+                u64::MAX
+            } else {
+                length
+            }
+        }
+    };
+    Some(length)
+}
+
+impl<S> Stream for FrameGuard<S>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => match self.follow(&chunk) {
+                Ok(()) => Poll::Ready(Some(Ok(chunk))),
+                Err((cut, trip)) => {
+                    self.ended = true;
+                    self.shared.tripped.set(Some(trip));
+                    // What came before the offending bytes is still the client's.
+                    if cut > 0 {
+                        Poll::Ready(Some(Ok(chunk.slice(..cut))))
+                    } else {
+                        Poll::Ready(None)
+                    }
+                }
+            },
+            other => other,
+        }
+    }
+}
+
+impl<S> Drop for FrameGuard<S> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(max_frame: usize, budget: usize) -> FrameGuard<()> {
+        FrameGuard::new((), max_frame, Arc::new(Budget::new(budget)), Rc::default())
+    }
+
+    /// A masked client frame header: FIN, opcode, length.
+    fn header(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
+        let mut bytes = vec![if fin { 0x80 } else { 0 } | opcode];
+        match length {
+            0..=125 => bytes.push(0x80 | length as u8),
+            126..=0xffff => {
+                bytes.push(0x80 | 126);
+                bytes.extend_from_slice(&(length as u16).to_be_bytes());
+            }
+            _ => {
+                bytes.push(0x80 | 127);
+                bytes.extend_from_slice(&length.to_be_bytes());
+            }
+        }
+        bytes.extend_from_slice(&[1, 2, 3, 4]);
+        bytes
+    }
+
+    #[test]
+    fn an_oversized_header_trips_before_its_payload_even_split_across_chunks() {
+        let mut guard = guard(1024, 1 << 20);
+        let mut bytes = header(true, 1, 5);
+        bytes.extend_from_slice(b"hello");
+        let start = bytes.len();
+        bytes.extend(header(true, 2, 1 << 30));
+        // Byte by byte: the trip comes with the last header byte, cut at the header's start.
+        let mut tripped = None;
+        for (at, byte) in bytes.iter().enumerate() {
+            if let Err((cut, trip)) = guard.follow(&[*byte]) {
+                tripped = Some((at, cut, trip));
+                break;
+            }
+        }
+        assert_eq!(
+            tripped,
+            Some((bytes.len() - 1, 0, Trip::Oversized(1 << 30)))
+        );
+        // In one chunk the cut is at the header's start.
+        let mut guard = super::tests::guard(1024, 1 << 20);
+        assert_eq!(guard.follow(&bytes), Err((start, Trip::Oversized(1 << 30))));
+    }
+
+    #[test]
+    fn fragments_count_against_the_budget_until_the_message_ends() {
+        let mut guard = guard(1024, 1000);
+        let mut bytes = header(false, 1, 600);
+        bytes.extend(vec![b'a'; 600]);
+        // A ping between fragments is not part of the message.
+        bytes.extend(header(true, 9, 0));
+        bytes.extend(header(true, 0, 300));
+        bytes.extend(vec![b'b'; 300]);
+        assert_eq!(guard.follow(&bytes), Ok(()));
+        assert_eq!(guard.charged, 0, "the message ended");
+        assert_eq!(guard.budget.used.load(Ordering::Acquire), 0);
+        let mut more = header(false, 1, 600);
+        more.extend(vec![b'a'; 600]);
+        more.extend(header(false, 0, 600));
+        more.extend(vec![b'b'; 600]);
+        let over = guard.follow(&more);
+        assert_eq!(over.map_err(|(_, trip)| trip), Err(Trip::OverBudget));
+    }
+
+    #[test]
+    fn a_trusted_connection_is_not_charged_and_a_dropped_guard_gives_back() {
+        let mut guard = guard(1024, 1000);
+        let mut bytes = header(false, 2, 800);
+        bytes.extend(vec![0; 800]);
+        assert_eq!(guard.follow(&bytes), Ok(()));
+        assert_eq!(guard.budget.used.load(Ordering::Acquire), 800);
+        let budget = guard.budget.clone();
+        guard.shared.trusted.set(true);
+        assert_eq!(guard.follow(&header(false, 0, 900)), Ok(()));
+        assert_eq!(guard.follow(&[0; 900]), Ok(()));
+        assert_eq!(budget.used.load(Ordering::Acquire), 0);
+        let mut untrusted = super::tests::guard(1024, 1000);
+        untrusted.budget = budget.clone();
+        assert_eq!(untrusted.follow(&bytes), Ok(()));
+        drop(untrusted);
+        assert_eq!(budget.used.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn an_invalid_64_bit_length_is_oversized() {
+        let mut guard = guard(1024, 1000);
+        let mut bytes = vec![0x81, 0x80 | 127];
+        bytes.extend_from_slice(&u64::MAX.to_be_bytes());
+        bytes.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(guard.follow(&bytes), Err((0, Trip::Oversized(u64::MAX))));
+    }
+}

@@ -1,0 +1,151 @@
+//! What no client can make the server hold: frames refused from their header, a budget for what
+//! unauthenticated connections hold, connections cut when a close is not read.
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use crate::support::raw::{RawWs, ServerFrame};
+use crate::support::{Options, TestServer, TIMEOUT};
+
+const MIB: u64 = 1 << 20;
+
+/// Announces a 64 MiB text frame and streams its payload; the server must close 1009 and grow
+/// by far less than the frame.
+async fn announce_a_huge_frame(server: &TestServer, mut raw: RawWs) {
+    let before = server.rss_mib();
+    let announced = 64 * MIB;
+    raw.writer
+        .write_all(&RawWs::header(true, 0x1, announced))
+        .await
+        .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let writing = async {
+        for _ in 0..announced / chunk.len() as u64 {
+            if raw.writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        // All sent (or the connection is gone): only the reader can end the test now.
+        std::future::pending::<()>().await
+    };
+    let closed = async {
+        loop {
+            if let ServerFrame::Close(code, reason) = raw.reader.frame().await {
+                return (code, reason);
+            }
+        }
+    };
+    let closed = tokio::select! {
+        closed = closed => closed,
+        _ = writing => unreachable!(),
+    };
+    assert_eq!(closed, (1009, "Message too big".to_owned()));
+    // What follows the header is never buffered (once the session is gone actix discards it).
+    let grown = server.peak_rss_mib().saturating_sub(before);
+    assert!(grown < 16, "the server grew by {grown} MiB");
+}
+
+#[tokio::test]
+async fn a_frame_announcing_more_than_the_limit_is_refused_from_its_header_on_every_face() {
+    let server = TestServer::start_with(Options {
+        password: Some("secret".into()),
+        ..Options::default()
+    });
+    // Streamer.bot before authenticating.
+    let raw = RawWs::connect(server.url("streamerbot"), &[]).await;
+    announce_a_huge_frame(&server, raw).await;
+    // The custom face, with its token.
+    let bearer = format!("Bearer {}", server.token());
+    let raw = RawWs::connect(server.url("custom"), &[("Authorization", &bearer)]).await;
+    announce_a_huge_frame(&server, raw).await;
+    // Astro.
+    let raw = RawWs::connect(server.url("astro"), &[]).await;
+    announce_a_huge_frame(&server, raw).await;
+    // The server goes on.
+    let (mut ws, _) = crate::support::Ws::streamerbot(&server).await;
+    let reply = ws
+        .request(json!({"request": "GetInfo", "id": "after"}))
+        .await;
+    assert_eq!(reply["status"], "ok");
+}
+
+/// Sends the first 700 KiB of a text message that never ends; `sync` proves the server read it.
+async fn unfinished_message(raw: &mut RawWs) {
+    raw.send_frame(false, 0x1, &[b' '; 700 * 1024]).await;
+}
+
+#[tokio::test]
+async fn unfinished_messages_of_unauthenticated_connections_share_one_budget() {
+    let server = TestServer::start_with(Options {
+        password: Some("secret".into()),
+        // Room for five unfinished 700 KiB messages, not six.
+        extra_toml: "[limits]\nunauthenticated_bytes = 3900000\n".into(),
+        ..Options::default()
+    });
+    let mut holding = Vec::new();
+    for _ in 0..5 {
+        let mut raw = RawWs::connect(server.url("streamerbot"), &[]).await;
+        unfinished_message(&mut raw).await;
+        raw.sync().await;
+        holding.push(raw);
+    }
+    // The sixth is refused, on whichever face.
+    let mut sixth = RawWs::connect(server.url("astro"), &[]).await;
+    unfinished_message(&mut sixth).await;
+    let closed = loop {
+        if let ServerFrame::Close(code, reason) = sixth.frame().await {
+            break (code, reason);
+        }
+    };
+    assert_eq!(closed, (1013, "Server busy, try again later".to_owned()));
+    server.wait_for_log("unauthenticated connections hold too much unfinished input");
+    // The five holding theirs keep their connections, and one that authenticates is not charged.
+    for raw in &mut holding {
+        raw.sync().await;
+    }
+    let bearer = format!("Bearer {}", server.token());
+    let mut trusted = RawWs::connect(server.url("custom"), &[("Authorization", &bearer)]).await;
+    unfinished_message(&mut trusted).await;
+    trusted.sync().await;
+    // A connection that goes gives its share back.
+    drop(holding.pop());
+    let mut seventh = RawWs::connect(server.url("streamerbot"), &[]).await;
+    unfinished_message(&mut seventh).await;
+    seventh.sync().await;
+}
+
+#[tokio::test]
+async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
+    let server = TestServer::start_with(Options {
+        extra_toml: "[limits]\nsend_queue = 8\nclose_timeout_ms = 500\n".into(),
+        ..Options::default()
+    });
+    let mut slow = RawWs::connect_small(server.url("streamerbot"), 4096).await;
+    let subscribe = json!({"request": "Subscribe", "id": "s", "events": {"General": ["Custom"]}});
+    slow.send_frame(true, 0x1, subscribe.to_string().as_bytes())
+        .await;
+    loop {
+        if let ServerFrame::Text(text) = slow.frame().await {
+            if text.contains(r#""id":"s""#) {
+                break;
+            }
+        }
+    }
+    // From here the client reads nothing.
+    let padding = "x".repeat(64 * 1024);
+    while !server.logs().iter().any(|line| line.contains("too slow")) {
+        server.inject(json!({"source": "General", "type": "Custom", "data": {"padding": padding}}));
+    }
+    // Within the close timeout (and far less than the test's timeout) the server resets the
+    // connection: the client sees the error without reading a byte.
+    let ready = slow.reader.half.as_ref().ready(tokio::io::Interest::ERROR);
+    tokio::time::timeout(TIMEOUT, ready)
+        .await
+        .expect("the connection was reset in time")
+        .expect("readiness");
+    let error = slow.reader.half.as_ref().take_error().expect("SO_ERROR");
+    assert_eq!(
+        error.map(|error| error.kind()),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+}
