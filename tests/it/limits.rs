@@ -149,3 +149,51 @@ async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
         Some(std::io::ErrorKind::ConnectionReset)
     );
 }
+
+#[tokio::test]
+async fn subscribe_is_capped_per_request_and_per_connection_and_never_holds_up_others() {
+    let server = TestServer::start();
+    let (mut attacker, _) = crate::support::Ws::streamerbot(&server).await;
+    let (mut other, _) = crate::support::Ws::streamerbot(&server).await;
+    let names = |from: usize, count: usize| -> Vec<String> {
+        (from..from + count).map(|n| format!("Kind{n}")).collect()
+    };
+    // 20,000 names in one request (the old code took time growing with the square of it).
+    attacker
+        .send(json!({"request": "Subscribe", "id": "huge", "events": {"mygame": names(0, 20_000)}}))
+        .await;
+    let reply = other
+        .request(json!({"request": "GetInfo", "id": "i"}))
+        .await;
+    assert_eq!(reply["status"], "ok");
+    let reply = attacker.recv().await;
+    assert_eq!(reply["id"], "huge");
+    assert_eq!(
+        reply["error"],
+        "events lists too many names: at most 1000 per request"
+    );
+    // Up to 5,000 pairs in requests of at most 1,000 names.
+    for chunk in 0..5 {
+        let id = format!("s{chunk}");
+        let events = json!({"mygame": names(chunk * 999, 999)});
+        let reply = attacker
+            .request(json!({"request": "Subscribe", "id": id, "events": events}))
+            .await;
+        assert_eq!(reply["status"], "ok", "{reply}");
+    }
+    let reply = attacker
+        .request(json!({"request": "Subscribe", "id": "over", "events": {"other": names(0, 10)}}))
+        .await;
+    assert_eq!(
+        reply["error"],
+        "too many subscriptions: a connection may hold at most 5000 event types"
+    );
+    // Refused, the set is as it was (one source, 4,995 types) and events still flow.
+    let reply = attacker
+        .request(json!({"request": "UnSubscribe", "id": "u", "events": {"MyGame": names(0, 999)}}))
+        .await;
+    assert_eq!(reply["events"]["mygame"].as_array().unwrap().len(), 3_996);
+    assert_eq!(reply["events"]["mygame"][0], "Kind999");
+    let id = server.inject(json!({"source": "mygame", "type": "Kind4993", "data": {}}));
+    assert_eq!(attacker.recv().await["event"]["id"], json!(id));
+}

@@ -444,7 +444,7 @@ impl Connection {
             link.id
         );
         if add {
-            self.subscriptions.add(&events);
+            self.subscriptions.add(&events)?;
         } else {
             self.subscriptions.remove(&events);
         }

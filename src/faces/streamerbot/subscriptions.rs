@@ -1,6 +1,8 @@
 //! One connection's subscriptions (docs/streamerbot.md §5.1): a set of (source, type) pairs compared
 //! normalised, where either may be `*`, kept with the spelling first received.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use super::catalogue::Catalogue;
@@ -11,13 +13,30 @@ use crate::registry::{Interest, Pairs};
 /// The `events` parameter: source → types, as sent.
 pub type Requested = Vec<(String, Vec<String>)>;
 
-/// Reads `events`, refusing anything but an object mapping sources to arrays of type names.
+/// The most type names one `Subscribe` or `UnSubscribe` may list (the catalogue has fewer than
+/// 700 in all).
+pub const MAX_NAMES_PER_REQUEST: usize = 1_000;
+
+/// The most (source, type) pairs one connection may hold.
+pub const MAX_PAIRS: usize = 5_000;
+
+/// Reads `events`, refusing anything but an object mapping sources to arrays of type names,
+/// and more than [`MAX_NAMES_PER_REQUEST`] names.
 pub fn parse(events: Option<&Value>) -> Result<Requested, Reply> {
     let refuse =
         || Reply::error("events must be an object mapping sources to arrays of event types");
     let Some(Value::Object(events)) = events else {
         return Err(refuse());
     };
+    let names: usize = events
+        .values()
+        .map(|kinds| kinds.as_array().map_or(0, Vec::len))
+        .sum();
+    if names + events.len() > MAX_NAMES_PER_REQUEST {
+        return Err(Reply::error(format!(
+            "events lists too many names: at most {MAX_NAMES_PER_REQUEST} per request"
+        )));
+    }
     events
         .iter()
         .map(|(source, kinds)| {
@@ -47,62 +66,81 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    /// Adds every pair (union).
-    pub fn add(&mut self, requested: &Requested) {
+    /// Adds every pair (union), in time linear in the request and the set; refuses (and leaves
+    /// the set as it was) when the set would hold over [`MAX_PAIRS`] pairs.
+    pub fn add(&mut self, requested: &Requested) -> Result<(), Reply> {
+        let mut sources: HashMap<String, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(at, entry)| (normalise(&entry.source), at))
+            .collect();
+        let mut known: Vec<HashSet<String>> = self
+            .entries
+            .iter()
+            .map(|entry| entry.kinds.iter().map(|kind| normalise(kind)).collect())
+            .collect();
+        let mut pairs: usize = known.iter().map(HashSet::len).sum();
+        let mut added: Vec<(usize, &str)> = Vec::new();
+        let mut new_sources: Vec<&str> = Vec::new();
         for (source, kinds) in requested {
             if kinds.is_empty() {
                 continue;
             }
-            let normalised = normalise(source);
-            let at = match self
-                .entries
-                .iter()
-                .position(|entry| normalise(&entry.source) == normalised)
-            {
-                Some(at) => at,
-                None => {
-                    self.entries.push(Entry {
-                        source: source.as_str().into(),
-                        kinds: Vec::new(),
-                    });
-                    self.entries.len() - 1
-                }
-            };
-            let entry = &mut self.entries[at];
+            let at = *sources.entry(normalise(source)).or_insert_with(|| {
+                new_sources.push(source);
+                known.push(HashSet::new());
+                known.len() - 1
+            });
             for kind in kinds {
-                let normalised = normalise(kind);
-                if !entry
-                    .kinds
-                    .iter()
-                    .any(|known| normalise(known) == normalised)
-                {
-                    entry.kinds.push(kind.as_str().into());
+                if known[at].insert(normalise(kind)) {
+                    added.push((at, kind));
+                    pairs += 1;
                 }
             }
+            if pairs > MAX_PAIRS {
+                return Err(Reply::error(format!(
+                    "too many subscriptions: a connection may hold at most {MAX_PAIRS} event types"
+                )));
+            }
+        }
+        self.entries
+            .extend(new_sources.into_iter().map(|source| Entry {
+                source: source.into(),
+                kinds: Vec::new(),
+            }));
+        for (at, kind) in added {
+            self.entries[at].kinds.push(kind.into());
+        }
+        for entry in &mut self.entries {
             entry.kinds.shrink_to_fit();
         }
         self.entries.shrink_to_fit();
+        Ok(())
     }
 
     /// Removes each listed pair; `*` as a type removes the whole source, `*` as a source removes
-    /// the listed types from every source.
+    /// the listed types from every source. Linear in the request and the set.
     pub fn remove(&mut self, requested: &Requested) {
+        let mut removed: HashMap<String, HashSet<String>> = HashMap::new();
         for (source, kinds) in requested {
-            let source = normalise(source);
-            let kinds: Vec<String> = kinds.iter().map(|kind| normalise(kind)).collect();
-            for entry in &mut self.entries {
-                if source != "*" && normalise(&entry.source) != source {
-                    continue;
-                }
-                if kinds.iter().any(|kind| kind == "*") {
-                    entry.kinds.clear();
-                } else {
-                    entry
-                        .kinds
-                        .retain(|known| !kinds.contains(&normalise(known)));
-                }
-                entry.kinds.shrink_to_fit();
+            removed
+                .entry(normalise(source))
+                .or_default()
+                .extend(kinds.iter().map(|kind| normalise(kind)));
+        }
+        let everywhere = removed.remove("*").unwrap_or_default();
+        for entry in &mut self.entries {
+            let here = removed.get(&normalise(&entry.source));
+            let gone = |kind: &String| {
+                everywhere.contains(kind) || here.is_some_and(|here| here.contains(kind))
+            };
+            if gone(&"*".to_owned()) {
+                entry.kinds.clear();
+            } else {
+                entry.kinds.retain(|known| !gone(&normalise(known)));
             }
+            entry.kinds.shrink_to_fit();
         }
         self.entries.retain(|entry| !entry.kinds.is_empty());
         self.entries.shrink_to_fit();
@@ -162,10 +200,14 @@ mod tests {
     fn subscribe_adds_and_unsubscribe_removes() {
         let (_dir, catalogue) = catalogue();
         let mut subscriptions = Subscriptions::default();
-        subscriptions.add(&requested(
-            json!({"Twitch": ["Follow", "Cheer"], "General": ["Custom"]}),
-        ));
-        subscriptions.add(&requested(json!({"twitch": ["follow"]})));
+        subscriptions
+            .add(&requested(
+                json!({"Twitch": ["Follow", "Cheer"], "General": ["Custom"]}),
+            ))
+            .unwrap();
+        subscriptions
+            .add(&requested(json!({"twitch": ["follow"]})))
+            .unwrap();
         assert_eq!(
             subscriptions.to_json(&catalogue),
             json!({"Twitch": ["Follow", "Cheer"], "General": ["Custom"]})
@@ -183,9 +225,11 @@ mod tests {
     fn names_are_spelled_as_the_catalogue_spells_them() {
         let (_dir, catalogue) = catalogue();
         let mut subscriptions = Subscriptions::default();
-        subscriptions.add(&requested(
-            json!({"twitch": ["gift_sub", "*"], "mygame": ["x"]}),
-        ));
+        subscriptions
+            .add(&requested(
+                json!({"twitch": ["gift_sub", "*"], "mygame": ["x"]}),
+            ))
+            .unwrap();
         assert_eq!(
             subscriptions.to_json(&catalogue),
             json!({"Twitch": ["GiftSub", "*"], "mygame": ["x"]})
@@ -196,9 +240,11 @@ mod tests {
     fn a_source_wildcard_removes_types_everywhere() {
         let (_dir, catalogue) = catalogue();
         let mut subscriptions = Subscriptions::default();
-        subscriptions.add(&requested(
-            json!({"Twitch": ["Follow", "Cheer"], "Kick": ["Follow"]}),
-        ));
+        subscriptions
+            .add(&requested(
+                json!({"Twitch": ["Follow", "Cheer"], "Kick": ["Follow"]}),
+            ))
+            .unwrap();
         subscriptions.remove(&requested(json!({"*": ["follow"]})));
         assert_eq!(
             subscriptions.to_json(&catalogue),
