@@ -4,6 +4,7 @@
 mod astro;
 mod cli;
 mod clients;
+mod crash;
 mod custom;
 mod engine;
 mod examples;

@@ -172,11 +172,17 @@ impl TestServer {
     }
 
     /// Kills the process with SIGKILL (no shutdown at all) and starts it again on the same dirs.
-    pub fn kill_and_restart(mut self) -> TestServer {
+    pub fn kill_and_restart(self) -> TestServer {
+        let (dirs, options) = self.killed();
+        TestServer::start_in(dirs, options)
+    }
+
+    /// Kills the process with SIGKILL; its dirs and options.
+    pub fn killed(mut self) -> (Dirs, Options) {
         self.child.0.kill().expect("kill -9");
         self.child.0.wait().expect("reaped");
         let TestServer { dirs, options, .. } = self;
-        TestServer::start_in(dirs, options)
+        (dirs, options)
     }
 
     /// Waits for the process to exit (after [`TestServer::terminate`]) and starts it again on
