@@ -48,6 +48,8 @@ pub struct Running {
 
 /// Starts every enabled face; the returned servers run on the current actix system.
 pub async fn start(config: &Config) -> Result<Running, AppError> {
+    // Before anything counts: the handles made from now on count into the recorder.
+    crate::metrics::install();
     std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
         path: config.data_dir.display().to_string(),
         source,

@@ -8,6 +8,7 @@
 //! - [`event`]: the internal `Event` and loose name matching.
 //! - [`names`]: the event sources and types known by name (configured and seen at runtime).
 //! - [`jsonpath`]: JSONPath expressions, compiled once and refused when they cannot run.
+//! - [`metrics`]: the Prometheus metrics' names and recorder.
 //! - [`registry`]: who is subscribed to what; fan-out of encoded frames to outlets.
 //! - [`engine`]: injects, calls, action runs, credits.
 //! - [`outbound`]: the outbound custom WebSocket client connections.
@@ -25,7 +26,8 @@
 //! 5. [`registry`], [`outbound`]: they use event, config, names, jsonpath and the store. Outbound
 //!    hands the events it receives to whoever [`outbound::Start`] names (the engine), without
 //!    knowing it; faces and sessions plug into the registry through its traits.
-//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`]: use nothing above them.
+//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`], [`metrics`]: use nothing above
+//!    them.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -35,6 +37,7 @@ pub mod engine;
 pub mod event;
 pub mod faces;
 pub mod jsonpath;
+pub mod metrics;
 pub mod names;
 pub mod outbound;
 pub mod registry;

@@ -103,6 +103,7 @@ pub struct Traces {
 
 impl Traces {
     pub fn record(&mut self, trace: Trace) {
+        count(&trace);
         let ring = self.rings.entry(trace.document_id.clone()).or_default();
         if ring.len() == RING {
             ring.pop_front();
@@ -117,4 +118,15 @@ impl Traces {
             .map(|ring| ring.iter().rev().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+/// A finished run in the metrics: its outcome per document, and its duration.
+fn count(trace: &Trace) {
+    use crate::metrics::{RULE_RUNS, RUN_DURATION};
+    let labels = [
+        ("document", trace.document_id.clone()),
+        ("outcome", trace.outcome.name().to_owned()),
+    ];
+    metrics::counter!(RULE_RUNS, &labels).increment(1);
+    metrics::histogram!(RUN_DURATION).record(trace.duration_ms as f64 / 1000.0);
 }

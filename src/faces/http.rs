@@ -1,7 +1,7 @@
 //! The HTTP face (default `127.0.0.1:7474`): `GET /health`, Streamer.bot-compatible
 //! `POST /DoAction` and `GET /GetActions`, `POST /events` to inject an event (so that a game
 //! engine without WebSockets can use Switchboard too), and the document API under `/rules` and
-//! `/actions` (list, get, put, delete, traces, dry-run test).
+//! `/actions` (list, get, put, delete, traces, dry-run test), and `GET /metrics` (Prometheus).
 //!
 //! Errors are JSON `{"status":"error","error":"<message>"}` with a 4xx status for the caller's
 //! mistakes and 500 for internal failures.
@@ -52,6 +52,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics))
         .route("/DoAction", web::post().to(do_action))
         .route("/GetActions", web::get().to(get_actions))
         .route("/events", web::post().to(inject))
@@ -140,6 +141,19 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Box<HttpRespons
 
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// `GET /metrics`: every metric in Prometheus' text format (version 0.0.4).
+async fn metrics() -> HttpResponse {
+    match crate::metrics::install() {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(crate::metrics::render(handle)),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available: another recorder was installed first",
+        ),
+    }
 }
 
 #[derive(Deserialize)]

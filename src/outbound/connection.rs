@@ -138,6 +138,9 @@ impl Connection {
         self.state = state;
         self.since = Utc::now();
         let name = &self.settings.name;
+        let up = matches!(self.state, State::Connected { .. });
+        metrics::gauge!(crate::metrics::OUTBOUND_UP, "connection" => name.clone())
+            .set(f64::from(u8::from(up)));
         match &self.state {
             State::Waiting { retry_at } => log::warn!(
                 "outbound {name}: error ({}), failure {}; next dial at {}",

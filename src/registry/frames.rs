@@ -24,8 +24,26 @@ impl FaceKind {
     /// How many kinds there are.
     pub const COUNT: usize = 4;
 
-    fn index(self) -> usize {
+    /// Every kind, in index order.
+    pub const ALL: [FaceKind; FaceKind::COUNT] = [
+        FaceKind::Streamerbot,
+        FaceKind::Custom,
+        FaceKind::Astro,
+        FaceKind::Socketio,
+    ];
+
+    pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The face's name in configuration, logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaceKind::Streamerbot => "streamerbot",
+            FaceKind::Custom => "custom",
+            FaceKind::Astro => "astro",
+            FaceKind::Socketio => "socketio",
+        }
     }
 }
 

@@ -166,6 +166,50 @@ struct Entry {
     wanted: Rc<Wanted>,
 }
 
+/// The registry's metrics, as handles made once (a publish adds to them, it does not look them
+/// up).
+struct Counting {
+    connections: [metrics::Gauge; FaceKind::COUNT],
+    deliveries: [metrics::Counter; FaceKind::COUNT],
+    too_slow: [metrics::Counter; FaceKind::COUNT],
+    /// Events published, by normalised source: the first [`crate::metrics::MAX_SOURCES`]
+    /// sources, then `other`.
+    sources: HashMap<String, metrics::Counter>,
+    other_sources: metrics::Counter,
+}
+
+impl Default for Counting {
+    fn default() -> Counting {
+        use crate::metrics::{CONNECTIONS, DELIVERIES, EVENTS_PUBLISHED, SLOW_CONSUMER_CLOSES};
+        let face = |kind: &FaceKind| kind.name();
+        Counting {
+            connections: FaceKind::ALL
+                .map(|kind| metrics::gauge!(CONNECTIONS, "face" => face(&kind))),
+            deliveries: FaceKind::ALL
+                .map(|kind| metrics::counter!(DELIVERIES, "face" => face(&kind))),
+            too_slow: FaceKind::ALL
+                .map(|kind| metrics::counter!(SLOW_CONSUMER_CLOSES, "face" => face(&kind))),
+            sources: HashMap::new(),
+            other_sources: metrics::counter!(EVENTS_PUBLISHED, "source" => "other"),
+        }
+    }
+}
+
+impl Counting {
+    fn published(&mut self, source: &str) {
+        if let Some(counter) = self.sources.get(source) {
+            return counter.increment(1);
+        }
+        if self.sources.len() >= crate::metrics::MAX_SOURCES {
+            return self.other_sources.increment(1);
+        }
+        let counter =
+            metrics::counter!(crate::metrics::EVENTS_PUBLISHED, "source" => source.to_owned());
+        counter.increment(1);
+        self.sources.insert(source.to_owned(), counter);
+    }
+}
+
 /// The registry actor.
 pub struct Registry {
     sessions: HashMap<SessionId, Entry>,
@@ -178,6 +222,7 @@ pub struct Registry {
     encoders: Encoders,
     /// [`ShutDown`] was handled: a session that connects now is closed at once.
     stopping: bool,
+    counting: Counting,
 }
 
 impl Default for Registry {
@@ -190,28 +235,38 @@ impl Default for Registry {
             heartbeats: 0,
             encoders: Encoders::default(),
             stopping: false,
+            counting: Counting::default(),
         }
     }
 }
 
 impl Registry {
     /// Hands `message` to a session without waiting; a session whose outlet is full is told it
-    /// is too slow, and it (like a closed one) is added to `dropped`.
-    fn offer(id: SessionId, entry: &Entry, message: Outgoing, dropped: &mut Vec<SessionId>) {
+    /// is too slow, and it (like a closed one) is added to `dropped`. Whether it was taken.
+    fn offer(
+        id: SessionId,
+        entry: &Entry,
+        message: Outgoing,
+        dropped: &mut Vec<SessionId>,
+        counting: &Counting,
+    ) -> bool {
         match entry.outlet.offer(message) {
-            Ok(()) => {}
+            Ok(()) => return true,
             Err(Refused::Full) => {
                 log::warn!("registry: session {id} is too slow (send queue full), dropping it");
+                counting.too_slow[entry.face.index()].increment(1);
                 entry.outlet.close(Closing::TooSlow);
                 dropped.push(id);
             }
             Err(Refused::Closed) => dropped.push(id),
         }
+        false
     }
 
     /// Drops a session from the fan-out, and its interest once no other session holds it.
     fn remove(&mut self, session: SessionId) {
         if let Some(entry) = self.sessions.remove(&session) {
+            self.counting.connections[entry.face.index()].decrement(1);
             self.interned.release(entry.wanted);
         }
     }
@@ -237,6 +292,7 @@ impl Handler<Connect> for Registry {
             return id;
         }
         let wanted = self.interned.get(Interest::default());
+        self.counting.connections[message.face.index()].increment(1);
         self.sessions.insert(
             id,
             Entry {
@@ -290,8 +346,10 @@ impl Handler<Publish> for Registry {
         let room = event.room.as_deref();
         self.published += 1;
         let publish = self.published;
+        self.counting.published(&source);
         let mut frames = self.encoders.frames(&event);
         let mut too_slow = Vec::new();
+        let mut delivered = [0u64; FaceKind::COUNT];
         for (id, entry) in &self.sessions {
             if !entry.wanted.wants(publish, &source, &kind, room) {
                 continue;
@@ -301,7 +359,14 @@ impl Handler<Publish> for Registry {
                 continue;
             }
             let message = Outgoing::Event(event.clone(), frame);
-            Registry::offer(*id, entry, message, &mut too_slow);
+            if Registry::offer(*id, entry, message, &mut too_slow, &self.counting) {
+                delivered[entry.face.index()] += 1;
+            }
+        }
+        for (counter, delivered) in self.counting.deliveries.iter().zip(delivered) {
+            if delivered > 0 {
+                counter.increment(delivered);
+            }
         }
         for id in too_slow {
             self.remove(id);
@@ -318,7 +383,13 @@ impl Handler<HeartbeatTick> for Registry {
         let mut dropped = Vec::new();
         for (id, entry) in &self.sessions {
             if id % HEARTBEAT_SLICES == slice {
-                Registry::offer(*id, entry, Outgoing::Heartbeat, &mut dropped);
+                Registry::offer(
+                    *id,
+                    entry,
+                    Outgoing::Heartbeat,
+                    &mut dropped,
+                    &self.counting,
+                );
             }
         }
         for id in dropped {
@@ -333,6 +404,7 @@ impl Handler<ShutDown> for Registry {
     fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) {
         self.stopping = true;
         for (_, entry) in self.sessions.drain() {
+            self.counting.connections[entry.face.index()].decrement(1);
             entry.outlet.close(Closing::ShuttingDown);
         }
         self.interned.0.clear();

@@ -124,9 +124,11 @@ impl Store {
 /// runtime's blocking pool instead.
 async fn flush(tree: &sled::Tree) -> Result<(), StoreError> {
     let tree = tree.clone();
+    let started = std::time::Instant::now();
     actix_rt::task::spawn_blocking(move || tree.flush())
         .await
         .map_err(|_| StoreError::Stopped)??;
+    metrics::histogram!(crate::metrics::STORE_FLUSH).record(started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -85,3 +85,97 @@ async fn do_action_and_get_actions_work_like_streamerbots_http_server() {
     assert_eq!(body["count"], 3);
     assert_eq!(body["actions"][0]["name"], "Celebrate");
 }
+
+/// Every sample of `GET /metrics`, as the Prometheus project's own parser reads the text.
+async fn scrape(server: &TestServer) -> Vec<(String, serde_json::Value, f64)> {
+    let output =
+        crate::support::clients::python_script("metrics.py", &[&server.http("/metrics")]).await;
+    output.assert_success();
+    output
+        .lines()
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a sample"))
+        .collect()
+}
+
+/// The value of the sample `name` whose labels include `labels` (0 when there is none).
+fn sample(
+    samples: &[(String, serde_json::Value, f64)],
+    name: &str,
+    labels: serde_json::Value,
+) -> f64 {
+    let wanted = labels.as_object().unwrap();
+    samples
+        .iter()
+        .find(|(sample, have, _)| {
+            sample == name
+                && wanted
+                    .iter()
+                    .all(|(key, value)| have.get(key) == Some(value))
+        })
+        .map_or(0.0, |(_, _, value)| *value)
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move_when_events_flow() {
+    let dirs = crate::support::Dirs::new();
+    dirs.write_rule(
+        "count.rule.json",
+        r#"{"kind": "rule", "schemaVersion": 1, "id": "01JE00000000000000000METRC", "name": "Count",
+            "enabled": true, "triggers": [{"id": "t", "on": "tick", "sources": ["mygame"]}],
+            "steps": [{"id": "n", "kind": "set", "var": "global.ticks", "op": "add", "value": 1}]}"#,
+    );
+    let server = TestServer::start_in(dirs, crate::support::Options::default());
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    let reply = ws
+        .request(json!({"request": "Subscribe", "id": "s", "events": {"mygame": ["tick"]}}))
+        .await;
+    assert_eq!(reply["status"], "ok");
+    let before = scrape(&server).await;
+    assert_eq!(
+        sample(
+            &before,
+            "switchboard_connections",
+            json!({"face": "streamerbot"})
+        ),
+        1.0
+    );
+    for _ in 0..3 {
+        let id = server.inject(json!({"source": "mygame", "type": "tick", "data": {}}));
+        assert_eq!(ws.recv().await["event"]["id"], json!(id));
+    }
+    let after = scrape(&server).await;
+    let moved = |name: &str, labels: serde_json::Value| {
+        sample(&after, name, labels.clone()) - sample(&before, name, labels)
+    };
+    assert_eq!(
+        moved(
+            "switchboard_events_published_total",
+            json!({"source": "mygame"})
+        ),
+        3.0
+    );
+    assert_eq!(
+        moved(
+            "switchboard_deliveries_total",
+            json!({"face": "streamerbot"})
+        ),
+        3.0
+    );
+    let runs = json!({"document": "01JE00000000000000000METRC", "outcome": "completed"});
+    assert_eq!(moved("switchboard_rule_runs_total", runs), 3.0);
+    assert_eq!(
+        moved("switchboard_run_duration_seconds_count", json!({})),
+        3.0
+    );
+    // Each run's `set` is flushed before its event is acknowledged.
+    assert!(moved("switchboard_store_flush_seconds_count", json!({})) >= 1.0);
+    assert_eq!(
+        sample(
+            &after,
+            "switchboard_slow_consumer_closes_total",
+            json!({"face": "streamerbot"})
+        ),
+        0.0
+    );
+}

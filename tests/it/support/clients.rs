@@ -67,7 +67,10 @@ pub fn python() -> PathBuf {
     let installed = INSTALLED.get_or_init(|| {
         let ready = python.is_file()
             && Command::new(&python)
-                .args(["-c", "import pystreamerbot, websockets, socketio, aiohttp"])
+                .args([
+                    "-c",
+                    "import pystreamerbot, websockets, socketio, aiohttp, prometheus_client",
+                ])
                 .output()
                 .is_ok_and(|output| output.status.success());
         if ready {
