@@ -1,20 +1,24 @@
 //! One outbound connection (docs/custom.md §2.2–§2.7): an actor that dials a foreign WebSocket server
 //! with awc, maps every JSON message it receives into an event for the engine, keeps a status,
 //! carries `ws.send` frames out, and redials with capped exponential backoff and jitter.
+//!
+//! Each dial makes a new [`Link`] with its own id. A link given up is closed for good: its reader
+//! is cancelled at once and its socket dropped once its close frame is out (or after
+//! [`CLOSE_TIMEOUT`]); whatever it still produced before that is matched against the current
+//! link's id and ignored, so an old link can neither raise events nor end the next one.
 
 use std::time::{Duration, Instant};
 
 use actix::io::SinkWrite;
 use actix::prelude::*;
 use awc::error::WsProtocolError as ProtocolError;
-use awc::ws::{Codec, Frame, Message};
-use awc::BoxedSocket;
+use awc::ws::{CloseCode, CloseReason, Message};
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
-use futures_util::stream::SplitSink;
-use futures_util::StreamExt;
+use futures_util::{future, stream, StreamExt};
 use serde::Serialize;
 
+use super::frames::{Incoming, LinkCodec, LinkSink, ReadError, WriteFailed};
 use super::mapping::Mapping;
 use super::OutboundError;
 use crate::config::{AuthMode, OutboundAuth};
@@ -81,16 +85,101 @@ pub struct Reconfigure(pub Box<Settings>);
 #[rtype(result = "()")]
 pub struct ShutDown;
 
-/// The link's state.
+/// The connection's state.
 enum State {
     Disabled,
     Connecting,
-    Connected {
-        sink: SinkWrite<Message, SplitSink<actix_codec::Framed<BoxedSocket, Codec>, Message>>,
-    },
-    Waiting {
-        retry_at: DateTime<Utc>,
-    },
+    Connected { link: Link },
+    Waiting { retry_at: DateTime<Utc> },
+}
+
+/// One open link (one successful dial).
+struct Link {
+    /// The generation of its dial.
+    id: u64,
+    sink: SinkWrite<Message, LinkSink>,
+    /// The stream of [`FromLink`] items.
+    reader: SpawnHandle,
+}
+
+impl Link {
+    /// Gives the link up: nothing more is read from it, `frame` (a close) goes out if given, and
+    /// the socket is dropped once that is flushed, or after [`CLOSE_TIMEOUT`] at the latest.
+    fn close(mut self, frame: Option<Message>, ctx: &mut Context<Connection>) {
+        ctx.cancel_future(self.reader);
+        if let Some(frame) = frame {
+            let _ = self.sink.write(frame);
+        }
+        self.sink.close();
+        let writer = self.sink.handle();
+        ctx.run_later(CLOSE_TIMEOUT, move |_, ctx| {
+            ctx.cancel_future(writer);
+        });
+    }
+
+    /// Gives up a link whose writer failed (and so ends by itself): nothing more is read.
+    fn abandon(self, ctx: &mut Context<Connection>) {
+        ctx.cancel_future(self.reader);
+    }
+}
+
+/// What a link's reader hands the actor: a message, or `None` once the link has ended.
+struct FromLink {
+    link: u64,
+    item: Option<Result<Incoming, ReadError>>,
+}
+
+/// Why an open link was given up; it reads as the status's `lastError`.
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    #[error("message exceeds {limit} bytes")]
+    TooBig { announced: u64, limit: usize },
+    #[error("closed by server: {}", closed_by(.0))]
+    ClosedByServer(Option<CloseReason>),
+    #[error("heartbeat timeout")]
+    HeartbeatTimeout,
+    #[error("connection lost")]
+    Ended,
+    #[error("{0}")]
+    Read(ProtocolError),
+    #[error("{0}")]
+    Write(ProtocolError),
+}
+
+impl Lost {
+    /// The close frame the link is sent as it is given up.
+    fn close_frame(&self) -> Option<Message> {
+        let reason = match self {
+            Lost::TooBig { .. } => CloseReason {
+                code: CloseCode::Size,
+                description: Some("Message too big".into()),
+            },
+            // The server's own code, echoed (RFC 6455 §5.5.1).
+            Lost::ClosedByServer(reason) => {
+                return Some(Message::Close(
+                    reason.as_ref().map(|reason| reason.code.into()),
+                ))
+            }
+            Lost::HeartbeatTimeout => CloseCode::Normal.into(),
+            Lost::Read(_) => CloseCode::Protocol.into(),
+            Lost::Ended | Lost::Write(_) => return None,
+        };
+        Some(Message::Close(Some(reason)))
+    }
+}
+
+/// `1000 bye`, or `1005` for a close without a code.
+fn closed_by(reason: &Option<CloseReason>) -> String {
+    match reason {
+        None => "1005".into(),
+        Some(reason) => format!(
+            "{} {}",
+            u16::from(reason.code),
+            reason.description.as_deref().unwrap_or_default()
+        )
+        .trim_end()
+        .to_owned(),
+    }
 }
 
 /// One outbound connection.
@@ -122,6 +211,22 @@ impl Connection {
             generation: 0,
             stopping: false,
             closed: None,
+        }
+    }
+
+    /// Whether `link` is the open link (anything else comes from one given up).
+    fn is_current(&self, link: u64) -> bool {
+        matches!(&self.state, State::Connected { link: current } if current.id == link)
+    }
+
+    /// Takes the open link out of the state, if there is one.
+    fn take_link(&mut self) -> Option<Link> {
+        match std::mem::replace(&mut self.state, State::Disabled) {
+            State::Connected { link } => Some(link),
+            other => {
+                self.state = other;
+                None
+            }
         }
     }
 
@@ -205,11 +310,27 @@ impl Connection {
                         Err(_) => connection.fail("connect timeout".into(), ctx),
                         Ok(Err(error)) => connection.fail(describe(&error), ctx),
                         Ok(Ok((_, framed))) => {
-                            let (sink, stream) = framed.split();
-                            ctx.add_stream(stream);
+                            let limit = connection.settings.max_frame_bytes;
+                            let (sink, stream) = framed
+                                .into_map_codec(|codec| LinkCodec::new(codec, limit))
+                                .split();
+                            let link = generation;
+                            let ended = stream::once(future::ready(FromLink { link, item: None }));
+                            let reader = ctx.add_stream(
+                                stream
+                                    .map(move |item| FromLink {
+                                        link,
+                                        item: Some(item),
+                                    })
+                                    .chain(ended),
+                            );
                             connection.last_heard = Instant::now();
                             connection.enter(State::Connected {
-                                sink: SinkWrite::new(sink, ctx),
+                                link: Link {
+                                    id: link,
+                                    sink: SinkWrite::new(LinkSink::new(link, sink), ctx),
+                                    reader,
+                                },
                             });
                             ctx.run_later(STABLE_AFTER, move |connection, _| {
                                 if connection.generation == generation
@@ -224,16 +345,33 @@ impl Connection {
         );
     }
 
-    /// A dial failed or the connection was lost: schedule the next dial.
+    /// The open link failed: give it up for good and schedule the next dial.
+    fn lose(&mut self, lost: Lost, ctx: &mut Context<Self>) {
+        if let Lost::TooBig { announced, limit } = &lost {
+            log::warn!(
+                "outbound {}: refused a message of {announced} bytes from its header, unread \
+                 (limits.max_frame_bytes is {limit}); closing the link with 1009 and dialling again",
+                self.settings.name
+            );
+        }
+        if let Some(link) = self.take_link() {
+            match &lost {
+                Lost::Write(_) => link.abandon(ctx),
+                // Shutting down: the 1001 went out already.
+                _ if self.stopping => link.close(None, ctx),
+                _ => link.close(lost.close_frame(), ctx),
+            }
+        }
+        self.fail(lost.to_string(), ctx);
+    }
+
+    /// A dial failed or the link was lost: schedule the next dial.
     fn fail(&mut self, error: String, ctx: &mut Context<Self>) {
         if self.stopping {
             if let Some(closed) = self.closed.take() {
                 let _ = closed.send(());
             }
             return;
-        }
-        if let State::Connected { sink } = &mut self.state {
-            sink.close();
         }
         self.generation += 1;
         let now = Utc::now();
@@ -297,85 +435,82 @@ impl Actor for Connection {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.dial(ctx);
         ctx.run_interval(HEARTBEAT_INTERVAL, |connection, ctx| {
-            if let State::Connected { sink } = &mut connection.state {
-                if connection.last_heard.elapsed() > HEARTBEAT_TIMEOUT {
-                    connection.fail("heartbeat timeout".into(), ctx);
-                } else {
-                    let _ = sink.write(Message::Ping(Default::default()));
+            let timed_out = connection.last_heard.elapsed() > HEARTBEAT_TIMEOUT;
+            match &mut connection.state {
+                State::Connected { .. } if timed_out => {
+                    connection.lose(Lost::HeartbeatTimeout, ctx)
                 }
+                State::Connected { link } => {
+                    let _ = link.sink.write(Message::Ping(Default::default()));
+                }
+                _ => {}
             }
         });
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if let (false, State::Connected { sink }) = (self.stopping, &mut self.state) {
-            let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Normal.into())));
+        if let (false, State::Connected { link }) = (self.stopping, &mut self.state) {
+            let _ = link
+                .sink
+                .write(Message::Close(Some(CloseCode::Normal.into())));
         }
         Running::Stop
     }
 }
 
-impl actix::io::WriteHandler<ProtocolError> for Connection {
-    fn error(&mut self, error: ProtocolError, ctx: &mut Self::Context) -> Running {
-        self.fail(error.to_string(), ctx);
-        Running::Continue
+impl actix::io::WriteHandler<WriteFailed> for Connection {
+    /// The writer stops either way; it is still borrowed here, so the link is abandoned rather
+    /// than closed.
+    fn error(
+        &mut self,
+        WriteFailed { link, error }: WriteFailed,
+        ctx: &mut Self::Context,
+    ) -> Running {
+        if self.is_current(link) {
+            self.lose(Lost::Write(error), ctx);
+        }
+        Running::Stop
     }
 
-    /// The sink of one link closed; the actor lives on to redial (the default would stop it).
+    /// The writer of one link ended; the actor lives on to redial (the default would stop it).
     fn finished(&mut self, _: &mut Self::Context) {}
 }
 
-impl StreamHandler<Result<Frame, ProtocolError>> for Connection {
-    fn handle(&mut self, frame: Result<Frame, ProtocolError>, ctx: &mut Self::Context) {
+impl StreamHandler<FromLink> for Connection {
+    fn handle(&mut self, FromLink { link, item }: FromLink, ctx: &mut Self::Context) {
+        if !self.is_current(link) {
+            return;
+        }
         self.last_heard = Instant::now();
-        match frame {
-            Ok(Frame::Text(bytes)) => match std::str::from_utf8(&bytes) {
+        match item {
+            Some(Ok(Incoming::Text(bytes))) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.message(text),
                 Err(_) => log::debug!(
                     "outbound {}: ignored a text frame that is not UTF-8",
                     self.settings.name
                 ),
             },
-            Ok(Frame::Binary(bytes)) => {
-                log::debug!(
-                    "outbound {}: ignored a binary frame of {} bytes",
-                    self.settings.name,
-                    bytes.len()
-                )
-            }
-            Ok(Frame::Ping(payload)) => {
-                if let State::Connected { sink } = &mut self.state {
-                    let _ = sink.write(Message::Pong(payload));
+            Some(Ok(Incoming::Binary(length))) => log::debug!(
+                "outbound {}: ignored a binary frame of {length} bytes",
+                self.settings.name
+            ),
+            Some(Ok(Incoming::Ping(payload))) => {
+                if let State::Connected { link } = &mut self.state {
+                    let _ = link.sink.write(Message::Pong(payload));
                 }
             }
-            Ok(Frame::Pong(_)) | Ok(Frame::Continuation(_)) => {}
-            Ok(Frame::Close(reason)) => {
-                let (code, text) = reason.map_or((1005, String::new()), |reason| {
-                    (
-                        u16::from(reason.code),
-                        reason.description.unwrap_or_default(),
-                    )
-                });
-                self.fail(
-                    format!("closed by server: {code} {text}")
-                        .trim_end()
-                        .to_owned(),
-                    ctx,
-                );
+            Some(Ok(Incoming::Pong)) => {}
+            Some(Ok(Incoming::Close(reason))) => self.lose(Lost::ClosedByServer(reason), ctx),
+            Some(Err(ReadError::TooBig { announced, limit })) => {
+                self.lose(Lost::TooBig { announced, limit }, ctx)
             }
-            Err(ProtocolError::Overflow) => self.fail(
-                format!("message exceeds {} bytes", self.settings.max_frame_bytes),
-                ctx,
-            ),
-            Err(error) => self.fail(error.to_string(), ctx),
+            Some(Err(ReadError::Protocol(error))) => self.lose(Lost::Read(error), ctx),
+            None => self.lose(Lost::Ended, ctx),
         }
     }
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        if matches!(self.state, State::Connected { .. }) {
-            self.fail("connection lost".into(), ctx);
-        }
-    }
+    /// Each link's end arrives as its last item; the actor lives on (the default would stop it).
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl Handler<Send> for Connection {
@@ -384,7 +519,8 @@ impl Handler<Send> for Connection {
     fn handle(&mut self, Send(text): Send, _: &mut Context<Self>) -> Self::Result {
         let status = self.status_name();
         match &mut self.state {
-            State::Connected { sink } => sink
+            State::Connected { link } => link
+                .sink
                 .write(Message::Text(ByteString::from(text)))
                 .map_err(|_| OutboundError::NotConnected(self.settings.name.clone(), "error")),
             _ => Err(OutboundError::NotConnected(
@@ -405,8 +541,10 @@ impl Handler<ShutDown> for Connection {
         self.generation += 1;
         self.stopping = true;
         let (closed, answered) = futures::channel::oneshot::channel();
-        if let State::Connected { sink } = &mut self.state {
-            let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Away.into())));
+        if let State::Connected { link } = &mut self.state {
+            let _ = link
+                .sink
+                .write(Message::Close(Some(CloseCode::Away.into())));
             self.closed = Some(closed);
         }
         Box::pin(
@@ -449,9 +587,8 @@ impl Handler<Reconfigure> for Connection {
             || settings.auth != self.settings.auth;
         self.settings = *settings;
         if redial {
-            if let State::Connected { sink } = &mut self.state {
-                let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Normal.into())));
-                sink.close();
+            if let Some(link) = self.take_link() {
+                link.close(Some(Message::Close(Some(CloseCode::Normal.into()))), ctx);
             }
             self.failures = 0;
             self.dial(ctx);

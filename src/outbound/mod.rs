@@ -6,6 +6,7 @@
 //! stops the children, answers status, and routes `ws.send` frames ([`SendText`]) to them.
 
 pub mod connection;
+mod frames;
 pub mod mapping;
 
 use std::collections::BTreeMap;

@@ -307,3 +307,282 @@ async fn an_outbound_connection_with_source_discord_reaches_the_guild_on_the_soc
         json!({"event": "chat", "guildId": "channel-1", "data": {"content": "hi"}})
     );
 }
+
+/// A foreign server written frame by frame on raw TCP, so that a test can announce a frame it
+/// never finishes, split a message into fragments, or keep writing on a link Switchboard gave up.
+struct RawForeign {
+    listener: tokio::net::TcpListener,
+    port: u16,
+}
+
+/// One accepted link: the request's path, what Switchboard sends on it and where to write.
+struct RawLink {
+    path: String,
+    from_switchboard: Frames,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+/// The frames Switchboard sends on a link (masked, as a client's).
+struct Frames(tokio::net::tcp::OwnedReadHalf);
+
+const CONTINUATION: u8 = 0;
+const TEXT: u8 = 1;
+const CLOSE: u8 = 8;
+const PING: u8 = 9;
+const PONG: u8 = 10;
+
+impl RawForeign {
+    async fn start() -> RawForeign {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        RawForeign { listener, port }
+    }
+
+    /// Accepts the next dial and answers its handshake.
+    async fn accept(&self) -> RawLink {
+        use tokio::io::AsyncReadExt;
+        let (stream, _) = tokio::time::timeout(TIMEOUT, self.listener.accept())
+            .await
+            .expect("Switchboard dialled in time")
+            .unwrap();
+        let (mut read, mut write) = stream.into_split();
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let byte = tokio::time::timeout(TIMEOUT, read.read_u8())
+                .await
+                .expect("the handshake arrived in time")
+                .unwrap();
+            request.push(byte);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let path = request.split_whitespace().nth(1).unwrap().to_owned();
+        let key = request
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim())
+            })
+            .expect("a Sec-WebSocket-Key header");
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let answer = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
+        write.write_all(answer.as_bytes()).await.unwrap();
+        RawLink {
+            path,
+            from_switchboard: Frames(read),
+            write,
+        }
+    }
+}
+
+impl RawLink {
+    async fn send(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.unwrap();
+    }
+}
+
+impl Frames {
+    /// The next frame: its opcode and payload; `None` when the socket ends.
+    async fn next(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let read = &mut self.0;
+        let frame = async {
+            let mut head = [0u8; 2];
+            read.read_exact(&mut head).await.ok()?;
+            let length = match head[1] & 0x7F {
+                126 => u64::from(read.read_u16().await.ok()?),
+                127 => read.read_u64().await.ok()?,
+                short => u64::from(short),
+            };
+            let mut mask = [0u8; 4];
+            read.read_exact(&mut mask).await.ok()?;
+            let mut payload = vec![0u8; length as usize];
+            read.read_exact(&mut payload).await.ok()?;
+            for (index, byte) in payload.iter_mut().enumerate() {
+                *byte ^= mask[index % 4];
+            }
+            Some((head[0] & 0x0F, payload))
+        };
+        tokio::time::timeout(TIMEOUT, frame)
+            .await
+            .expect("a frame or the end of the link in time")
+    }
+
+    /// Skips frames up to the close frame and returns its code; then expects the socket to end,
+    /// so nothing of the link is left open.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            match self.next().await {
+                Some((CLOSE, payload)) => {
+                    assert_eq!(self.next().await, None, "the link ends after its close");
+                    return u16::from_be_bytes([payload[0], payload[1]]);
+                }
+                Some(_) => continue,
+                None => panic!("the link ended without a close frame"),
+            }
+        }
+    }
+}
+
+/// The header of a server frame (unmasked) announcing `length` payload bytes.
+fn frame_header(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
+    let mut header = vec![if fin { 0x80 } else { 0 } | opcode];
+    match length {
+        0..=125 => header.push(length as u8),
+        126..=0xFFFF => {
+            header.push(126);
+            header.extend((length as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(127);
+            header.extend(length.to_be_bytes());
+        }
+    }
+    header
+}
+
+/// A whole server frame.
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = frame_header(fin, opcode, payload.len() as u64);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn outbound_to(name: &str, port: u16) -> Options {
+    Options {
+        extra_toml: format!("[[outbound]]\nname = \"{name}\"\nurl = \"ws://127.0.0.1:{port}/\"\n"),
+        ..Options::default()
+    }
+}
+
+/// A Streamer.bot client subscribed to every event of `source`.
+async fn subscribed(server: &TestServer, source: &str) -> Ws {
+    let (mut ws, _) = Ws::streamerbot(server).await;
+    ws.request(json!({"request": "Subscribe", "events": {source: ["*"]}, "id": "s"}))
+        .await;
+    ws
+}
+
+// Blocking waits on the server's log run beside the in-process foreign server: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_limit_is_refused_from_its_header_and_the_link_redialled() {
+    let foreign = RawForeign::start().await;
+    let server = TestServer::start_with(outbound_to("big", foreign.port));
+    let mut link = foreign.accept().await;
+    server.wait_for_log("outbound big: connected");
+    let mut ws = subscribed(&server, "Big").await;
+    let baseline = server.peak_rss_mib();
+
+    // A 256 MiB text frame: its header, then its payload for as long as Switchboard takes it.
+    const ANNOUNCED: u64 = 256 << 20;
+    link.send(&frame_header(true, TEXT, ANNOUNCED)).await;
+    let RawLink {
+        mut from_switchboard,
+        mut write,
+        ..
+    } = link;
+    tokio::spawn(async move {
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..(ANNOUNCED >> 20) {
+            if write.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let line = server.wait_for_log("outbound big: refused a message of 268435456 bytes");
+    assert!(line.contains("limits.max_frame_bytes is 1048576"), "{line}");
+    assert_eq!(from_switchboard.close_code().await, 1009);
+
+    // Dialled again with the usual backoff; the new link carries events.
+    let mut link = foreign.accept().await;
+    server.wait_for_logs("outbound big: connected", 2);
+    link.send(&frame(true, TEXT, br#"{"type": "after"}"#)).await;
+    assert_eq!(ws.recv().await["event"]["type"], "After");
+    let (_, status) = server.get("/connections/big");
+    assert_eq!(
+        status["lastError"], "message exceeds 1048576 bytes",
+        "{status}"
+    );
+
+    let (peak, now) = (server.peak_rss_mib(), server.rss_mib());
+    assert!(
+        peak < baseline + 100 && now < baseline + 100,
+        "peak {peak} MiB, now {now} MiB, {baseline} MiB before the frame"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_are_put_back_together_and_their_total_counts_against_the_limit() {
+    let foreign = RawForeign::start().await;
+    let server = TestServer::start_with(outbound_to("parts", foreign.port));
+    let mut link = foreign.accept().await;
+    server.wait_for_log("outbound parts: connected");
+    let mut ws = subscribed(&server, "Parts").await;
+
+    // Three fragments with a ping between them: one event, and the ping answered.
+    link.send(&frame(false, TEXT, br#"{"type": "pie"#)).await;
+    link.send(&frame(true, PING, b"p")).await;
+    link.send(&frame(false, CONTINUATION, br#"ces", "n""#))
+        .await;
+    link.send(&frame(true, CONTINUATION, b": 3}")).await;
+    let event = ws.recv().await;
+    assert_eq!(event["event"]["type"], "Pieces", "{event}");
+    assert_eq!(event["data"]["n"], 3, "{event}");
+    assert_eq!(
+        link.from_switchboard.next().await,
+        Some((PONG, b"p".to_vec()))
+    );
+
+    // 700 KB, then a fragment whose header takes the message over 1 MiB: refused before its
+    // payload, which never comes.
+    let first = vec![b' '; 700_000];
+    link.send(&frame(false, TEXT, &first)).await;
+    link.send(&frame_header(true, CONTINUATION, 700_000)).await;
+    let line = server.wait_for_log("outbound parts: refused a message of 1400000 bytes");
+    assert!(line.contains("1009"), "{line}");
+    assert_eq!(link.from_switchboard.close_code().await, 1009);
+    foreign.accept().await;
+    server.wait_for_logs("outbound parts: connected", 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_given_up_is_never_read_again_and_its_end_leaves_the_next_one_alone() {
+    let foreign = RawForeign::start().await;
+    let server = TestServer::start();
+    let url = |path: &str| json!({"url": format!("ws://127.0.0.1:{}/{path}", foreign.port)});
+    let (status, _) = server.put("/connections/live", &url("one"));
+    assert_eq!(status, 200);
+    let mut old = foreign.accept().await;
+    assert_eq!(old.path, "/one");
+    server.wait_for_log("outbound live: connected");
+    let mut ws = subscribed(&server, "Live").await;
+
+    // A new URL: the link is closed (1000) and the new one dialled.
+    let (status, _) = server.put("/connections/live", &url("two"));
+    assert_eq!(status, 200);
+    let mut new = foreign.accept().await;
+    assert_eq!(new.path, "/two");
+    server.wait_for_logs("outbound live: connected", 2);
+
+    // The old link's server still writes (as far as its socket lets it), then goes: neither
+    // reaches Switchboard, nor touches the new link.
+    let _ = old
+        .write
+        .write_all(&frame(true, TEXT, br#"{"type": "stale"}"#))
+        .await;
+    new.send(&frame(true, TEXT, br#"{"type": "fresh"}"#)).await;
+    assert_eq!(ws.recv().await["event"]["type"], "Fresh");
+    assert_eq!(old.from_switchboard.close_code().await, 1000);
+    drop(old);
+    new.send(&frame(true, TEXT, br#"{"type": "later"}"#)).await;
+    assert_eq!(ws.recv().await["event"]["type"], "Later");
+    let (_, status) = server.get("/connections/live");
+    assert_eq!(status["status"], "connected", "{status}");
+    assert!(
+        !server
+            .logs()
+            .iter()
+            .any(|line| line.contains("outbound live: error")),
+        "the old link's end failed the new one"
+    );
+}
