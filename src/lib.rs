@@ -7,6 +7,7 @@
 //! - [`app`]: opens the store, starts the actors and the faces, prints the banner.
 //! - [`event`]: the internal `Event` and loose name matching.
 //! - [`names`]: the event sources and types known by name (configured and seen at runtime).
+//! - [`frame_header`]: a WebSocket frame's header, read before its payload.
 //! - [`jsonpath`]: JSONPath expressions, compiled once and refused when they cannot run.
 //! - [`metrics`]: the Prometheus metrics' names and recorder.
 //! - [`registry`]: who is subscribed to what; fan-out of encoded frames to outlets.
@@ -26,8 +27,8 @@
 //! 5. [`registry`], [`outbound`]: they use event, config, names, jsonpath and the store. Outbound
 //!    hands the events it receives to whoever [`outbound::Start`] names (the engine), without
 //!    knowing it; faces and sessions plug into the registry through its traits.
-//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`], [`metrics`]: use nothing above
-//!    them.
+//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`], [`metrics`], [`frame_header`]:
+//!    use nothing above them.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -36,6 +37,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod faces;
+pub mod frame_header;
 pub mod jsonpath;
 pub mod metrics;
 pub mod names;

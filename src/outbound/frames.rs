@@ -22,6 +22,8 @@ use awc::BoxedSocket;
 use futures_util::stream::SplitSink;
 use futures_util::Sink;
 
+use crate::frame_header::{FrameHeader, CONTINUATION};
+
 /// Why reading a link stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -50,9 +52,6 @@ pub enum Incoming {
     Close(Option<CloseReason>),
 }
 
-/// The opcode of a continuation frame (RFC 6455 §5.2).
-const CONTINUATION: u8 = 0;
-
 /// A fragmented message so far.
 struct Partial {
     text: bool,
@@ -78,12 +77,12 @@ impl LinkCodec {
 
     /// The message size the frame at the start of `src` would make, once its header is in.
     fn announced(&self, src: &[u8]) -> Option<u64> {
-        let (opcode, length) = header(src)?;
-        let before = match (&self.partial, opcode) {
+        let header = FrameHeader::read(src)?;
+        let before = match (&self.partial, header.opcode) {
             (Some(partial), CONTINUATION) => partial.bytes.len() as u64,
             _ => 0,
         };
-        Some(before.saturating_add(length))
+        Some(before.saturating_add(header.length))
     }
 
     /// Adds a fragment; the whole message once its last fragment is in. (The inner codec
@@ -114,19 +113,6 @@ impl LinkCodec {
         });
         None
     }
-}
-
-/// A frame header's opcode and announced payload length, once its bytes are in (RFC 6455 §5.2).
-fn header(src: &[u8]) -> Option<(u8, u64)> {
-    let [first, second, rest @ ..] = src else {
-        return None;
-    };
-    let length = match second & 0x7F {
-        126 => u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
-        127 => u64::from_be_bytes(rest.get(..8)?.try_into().ok()?),
-        short => u64::from(short),
-    };
-    Some((first & 0x0F, length))
 }
 
 impl Decoder for LinkCodec {

@@ -18,6 +18,8 @@ use actix_http::error::PayloadError;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::frame_header::{FrameHeader, MAX_HEADER};
+
 /// The bytes that unfinished messages of unauthenticated connections may hold, all together.
 #[derive(Debug)]
 pub struct Budget {
@@ -65,9 +67,6 @@ pub struct Shared {
     pub tripped: Cell<Option<Trip>>,
 }
 
-/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
-const MAX_HEADER: usize = 14;
-
 /// The guard over a connection's incoming bytes.
 pub struct FrameGuard<S> {
     inner: S,
@@ -76,8 +75,8 @@ pub struct FrameGuard<S> {
     shared: Rc<Shared>,
     header: [u8; MAX_HEADER],
     header_len: usize,
-    /// The current frame: its first header byte (FIN, opcode) and the payload bytes still to come.
-    frame: Option<(u8, u64)>,
+    /// The current frame: its header and the payload bytes still to come.
+    frame: Option<(FrameHeader, u64)>,
     /// The payload bytes of the unfinished data message so far, and those charged to the budget.
     held: usize,
     charged: usize,
@@ -108,18 +107,18 @@ impl<S> FrameGuard<S> {
         let mut header_start = 0;
         while at < chunk.len() {
             match &mut self.frame {
-                Some((first, remaining)) => {
-                    let first = *first;
+                Some((header, remaining)) => {
+                    let header = *header;
                     let take =
                         (chunk.len() - at).min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                     *remaining -= take as u64;
                     let done = *remaining == 0;
                     at += take;
-                    if is_data(first) {
+                    if header.is_data() {
                         self.hold(take).map_err(|trip| (at, trip))?;
                     }
                     if done {
-                        self.frame_done(first);
+                        self.frame_done(header);
                     }
                 }
                 None => {
@@ -129,15 +128,14 @@ impl<S> FrameGuard<S> {
                     self.header[self.header_len] = chunk[at];
                     self.header_len += 1;
                     at += 1;
-                    if let Some(length) = header_length(&self.header[..self.header_len]) {
-                        let first = self.header[0];
+                    if let Some(header) = FrameHeader::read(&self.header[..self.header_len]) {
                         self.header_len = 0;
-                        if length > self.max_frame {
-                            return Err((header_start, Trip::Oversized(length)));
+                        if header.length > self.max_frame {
+                            return Err((header_start, Trip::Oversized(header.length)));
                         }
-                        self.frame = Some((first, length));
-                        if length == 0 {
-                            self.frame_done(first);
+                        self.frame = Some((header, header.length));
+                        if header.length == 0 {
+                            self.frame_done(header);
                         }
                     }
                 }
@@ -160,10 +158,10 @@ impl<S> FrameGuard<S> {
         Ok(())
     }
 
-    fn frame_done(&mut self, first: u8) {
+    fn frame_done(&mut self, header: FrameHeader) {
         self.frame = None;
         // A final data frame ends its message; control frames come between fragments.
-        if is_data(first) && first & 0x80 != 0 {
+        if header.is_data() && header.fin {
             self.held = 0;
             self.release();
         }
@@ -173,41 +171,6 @@ impl<S> FrameGuard<S> {
         self.budget.release(self.charged);
         self.charged = 0;
     }
-}
-
-/// Text, binary and continuation frames carry a message; the others are control frames.
-fn is_data(first: u8) -> bool {
-    first & 0x08 == 0
-}
-
-/// The payload length once `header` is complete (with its extended length and mask), else
-/// `None`. A length with the top bit set (invalid) reads as `u64::MAX`, over every limit.
-fn header_length(header: &[u8]) -> Option<u64> {
-    let second = *header.get(1)?;
-    let (extended, mask) = (
-        match second & 0x7f {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        },
-        if second & 0x80 != 0 { 4 } else { 0 },
-    );
-    if header.len() < 2 + extended + mask {
-        return None;
-    }
-    let length = match extended {
-        0 => u64::from(second & 0x7f),
-        2 => u64::from(u16::from_be_bytes([header[2], header[3]])),
-        _ => {
-            let length = u64::from_be_bytes(header[2..10].try_into().ok()?);
-            if length >> 63 == 1 {
-                u64::MAX
-            } else {
-                length
-            }
-        }
-    };
-    Some(length)
 }
 
 impl<S> Stream for FrameGuard<S>
