@@ -144,7 +144,19 @@ async fn metrics_parse_as_prometheus_text_and_move_when_events_flow() {
         let id = server.inject(json!({"source": "mygame", "type": "tick", "data": {}}));
         assert_eq!(ws.recv().await["event"]["id"], json!(id));
     }
+    // An outbound connection that cannot connect: its gauge says 0.
+    let (status, _) = server.put("/connections/down", &json!({"url": "ws://127.0.0.1:9/"}));
+    assert_eq!(status, 200);
+    server.wait_for_log("outbound down: error");
     let after = scrape(&server).await;
+    assert_eq!(
+        sample(
+            &after,
+            "switchboard_outbound_up",
+            json!({"connection": "down"})
+        ),
+        0.0
+    );
     let moved = |name: &str, labels: serde_json::Value| {
         sample(&after, name, labels.clone()) - sample(&before, name, labels)
     };
@@ -178,4 +190,17 @@ async fn metrics_parse_as_prometheus_text_and_move_when_events_flow() {
         ),
         0.0
     );
+    // The example Grafana dashboard asks only for metrics that exist.
+    let path = crate::support::project_dir().join("examples/grafana-dashboard.json");
+    let dashboard = std::fs::read_to_string(path).expect("the example dashboard");
+    for (at, _) in dashboard.match_indices("switchboard_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        assert!(
+            after.iter().any(|(sample, _, _)| sample.starts_with(&name)),
+            "the dashboard asks for {name}, which /metrics does not have"
+        );
+    }
 }
