@@ -197,3 +197,50 @@ async fn subscribe_is_capped_per_request_and_per_connection_and_never_holds_up_o
     let id = server.inject(json!({"source": "mygame", "type": "Kind4993", "data": {}}));
     assert_eq!(attacker.recv().await["event"]["id"], json!(id));
 }
+
+#[tokio::test]
+async fn the_socket_io_face_refuses_a_frame_over_its_payload_limit_from_its_header() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start_with(Options {
+        socketio_toml: "api_keys = [\"key-1\"]\n".into(),
+        ..Options::default()
+    });
+    let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
+    let mut raw = RawWs::connect(&url, &[]).await;
+    // Engine.IO's open packet; no API key is needed to get this far.
+    assert!(matches!(raw.frame().await, ServerFrame::Text(open) if open.starts_with('0')));
+    let before = server.rss_mib();
+    // Under socketioxide's own frame limit (16 MiB), far over the face's (1,000,000 bytes).
+    let announced = 15 * MIB;
+    raw.writer
+        .write_all(&RawWs::header(true, 0x1, announced))
+        .await
+        .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let writing = async {
+        for _ in 0..announced / chunk.len() as u64 {
+            if raw.writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    // The server ends the connection (a close frame or the end of the stream) without reading
+    // the frame.
+    let ended = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match raw.reader.half.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    let ended = tokio::select! {
+        ended = tokio::time::timeout(TIMEOUT, ended) => ended,
+        _ = writing => unreachable!(),
+    };
+    ended.expect("the connection ended in time");
+    let grown = server.peak_rss_mib().saturating_sub(before);
+    assert!(grown < 8, "the server grew by {grown} MiB");
+}

@@ -127,6 +127,10 @@ fn serve(
         .ping_timeout(PING_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .max_payload(MAX_PAYLOAD)
+        // Over WebSocket too (socketioxide's defaults: 16 MiB frames, 64 MiB messages, per
+        // connection, before any API key is checked). tungstenite refuses a frame from its header.
+        .ws_max_frame_size(MAX_PAYLOAD as usize)
+        .ws_max_message_size(MAX_PAYLOAD as usize)
         .max_buffer_size(send_queue)
         .build_svc();
     io.ns("/", opened.with(authenticate(shared)));
