@@ -127,6 +127,7 @@ pub struct RawSocketio {
     pub bind: Option<String>,
     #[serde(default)]
     pub api_keys: Vec<Secret>,
+    pub max_connections: Option<u32>,
 }
 
 /// One outbound custom WebSocket client connection (docs/custom.md, part 2).
@@ -218,6 +219,8 @@ pub struct AstroConfig {
 pub struct SocketioConfig {
     pub listener: Listener,
     pub api_keys: Vec<Secret>,
+    /// Open TCP connections to the face at most (each may hold a message of up to 1 MB).
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +350,12 @@ impl Config {
         if send_queue == 0 {
             return Err(invalid("limits.send_queue", "must be at least 1".into()));
         }
+        if socketio.max_connections == Some(0) {
+            return Err(invalid(
+                "socketio.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
         let unauthenticated_bytes = limits.unauthenticated_bytes.unwrap_or(64 << 20);
         if unauthenticated_bytes < max_frame_bytes {
             return Err(invalid(
@@ -411,6 +420,7 @@ impl Config {
                     "127.0.0.1:3000",
                 )?,
                 api_keys: socketio.api_keys,
+                max_connections: socketio.max_connections.unwrap_or(256),
             },
             outbound: raw.outbound,
             limits: Limits {

@@ -16,6 +16,7 @@ pub mod socketio;
 pub mod streamerbot;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::Addr;
@@ -148,5 +149,25 @@ pub fn listening(face: &'static str, (url, server): (String, ServerHandle)) -> S
         notes: Vec::new(),
         server: Some(server),
         stop: None,
+    }
+}
+
+/// One of a face's connection slots (`max_connections`); released when dropped.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a slot atomically, unless `max` are taken.
+    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+            (taken < max).then_some(taken + 1)
+        })
+        .ok()
+        .map(|_| Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

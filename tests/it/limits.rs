@@ -244,3 +244,28 @@ async fn the_socket_io_face_refuses_a_frame_over_its_payload_limit_from_its_head
     let grown = server.peak_rss_mib().saturating_sub(before);
     assert!(grown < 8, "the server grew by {grown} MiB");
 }
+
+#[tokio::test]
+async fn the_socket_io_face_holds_at_most_max_connections_upgraded_or_not() {
+    let server = TestServer::start_with(Options {
+        socketio_toml: "api_keys = [\"key-1\"]\nmax_connections = 2\n".into(),
+        ..Options::default()
+    });
+    let url = server.url("socketio").replace("http://", "ws://") + "?EIO=4&transport=websocket";
+    let connect = || async {
+        tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url.as_str()))
+            .await
+            .expect("an answer in time")
+    };
+    let first = connect().await.expect("the first connects");
+    let _second = connect().await.expect("the second connects");
+    // Upgraded connections keep their slots: the third is refused.
+    assert!(connect().await.is_err(), "a third connection was served");
+    server.wait_for_log("socketio.max_connections (2) are open");
+    // A slot is free again once a connection has gone.
+    drop(first);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while connect().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "no slot came free");
+    }
+}

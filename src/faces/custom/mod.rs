@@ -10,7 +10,7 @@ pub mod protocol;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use actix::Addr;
@@ -23,7 +23,7 @@ use self::protocol::{ErrorCode, Refusal, Request};
 use crate::config::Secret;
 use crate::engine::{self, EngineError, RuleEngine};
 use crate::event::{normalise, Event};
-use crate::faces::{listen, listening, Setup, StartError, Started};
+use crate::faces::{listen, listening, Setup, Slot, StartError, Started};
 use crate::registry::{set_interest, Encode, FaceKind, Frame, Interest, Registry};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 
@@ -96,26 +96,6 @@ pub struct Shared {
     pub registry: Addr<Registry>,
     pub engine: Addr<RuleEngine>,
     pub limits: SessionLimits,
-}
-
-/// One connection slot; released when the connection (its face) is dropped.
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a slot atomically, unless `max` are taken.
-    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
-            (taken < max).then_some(taken + 1)
-        })
-        .ok()
-        .map(|_| Slot(open.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// The token a client offers: the `Authorization: Bearer` credential when that header is

@@ -16,8 +16,10 @@ pub mod protocol;
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -39,7 +41,7 @@ use tower_http::cors::CorsLayer;
 use crate::config::Secret;
 use crate::engine::{self, RuleEngine};
 use crate::event::Event;
-use crate::faces::{Setup, StartError, Started};
+use crate::faces::{Setup, Slot, StartError, Started};
 use crate::registry::{
     Closing, Connect, Disconnect, Encode, FaceKind, Frame, Interest, Outgoing, Outlet, Refused,
     Registry, Room, SessionId, SetInterest, ANY,
@@ -88,10 +90,19 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         runtime: runtime.handle().clone(),
     });
     let send_queue = setup.limits.send_queue;
+    let max_connections = config.max_connections as usize;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("socketio".into())
-        .spawn(move || serve(runtime, listener, shared, send_queue, stopped))
+        .spawn(move || {
+            serve(
+                runtime,
+                listener,
+                shared,
+                (send_queue, max_connections),
+                stopped,
+            )
+        })
         .map_err(bind_error)?;
     let mut notes = Vec::new();
     if config.api_keys.is_empty() {
@@ -118,9 +129,10 @@ fn serve(
     runtime: tokio::runtime::Runtime,
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    send_queue: usize,
+    (send_queue, max_connections): (usize, usize),
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let open = Arc::new(AtomicUsize::new(0));
     let (service, io) = SocketIo::builder()
         .req_path("/socket.io")
         .ping_interval(PING_INTERVAL)
@@ -142,10 +154,18 @@ fn serve(
             tokio::select! {
                 _ = &mut stopped => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, peer)) => {
+                        let Some(slot) = Slot::take(&open, max_connections) else {
+                            log::warn!(
+                                "socketio: refused a connection from {peer}: \
+                                 socketio.max_connections ({max_connections}) are open"
+                            );
+                            continue;
+                        };
                         // Without it small frames wait for delayed ACKs, as on every face.
                         let _ = stream.set_nodelay(true);
                         let service = TowerToHyperService::new(service.clone());
+                        let stream = Counted { stream, _slot: slot };
                         tokio::spawn(async move {
                             let connection = http1::Builder::new()
                                 .timer(TokioTimer::new())
@@ -173,6 +193,54 @@ fn serve(
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// A connection's stream and its slot among `socketio.max_connections`: the slot is released
+/// when the stream is dropped, after an upgrade to WebSocket too (the upgraded connection owns
+/// the stream).
+struct Counted {
+    stream: tokio::net::TcpStream,
+    _slot: Slot,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// Encodes an event as its Socket.IO payloads: `discord`, and `interaction:create` for an
