@@ -6,6 +6,11 @@
 //! is cancelled at once and its socket dropped once its close frame is out (or after
 //! [`CLOSE_TIMEOUT`]); whatever it still produced before that is matched against the current
 //! link's id and ignored, so an old link can neither raise events nor end the next one.
+//!
+//! A connection that is deleted, or shut down with the server, is stopped for good ([`Stop`]):
+//! its link gets a close frame, nothing it reads becomes an event any more, nothing redials, and
+//! the actor (with its heartbeat and reader) ends once the server answers or after
+//! [`CLOSE_TIMEOUT`].
 
 use std::time::{Duration, Instant};
 
@@ -80,10 +85,13 @@ pub struct GetStatus;
 #[rtype(result = "()")]
 pub struct Reconfigure(pub Box<Settings>);
 
-/// The server is stopping: close the link with 1001 (Going Away).
+/// Stops the connection for good: its link is closed with this code (1000 when it is deleted,
+/// 1001 when the server shuts down), nothing more it reads becomes an event, and it never
+/// redials. Answered once the server has answered the close, or after [`CLOSE_TIMEOUT`]; the
+/// actor ends then.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ShutDown;
+pub struct Stop(pub CloseCode);
 
 /// The connection's state.
 enum State {
@@ -193,7 +201,8 @@ pub struct Connection {
     last_heard: Instant,
     /// Counts dials, so that timers of an older connection do nothing.
     generation: u64,
-    /// Shutting down: nothing redials; told when the server has answered the close.
+    /// Stopped for good ([`Stop`]): nothing is read into events, nothing redials; told when
+    /// the server has answered the close.
     stopping: bool,
     closed: Option<futures::channel::oneshot::Sender<()>>,
 }
@@ -445,6 +454,7 @@ impl Actor for Connection {
         });
     }
 
+    /// The actor ends without a [`Stop`] only when the system does: the link still gets 1000.
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         if let (false, State::Connected { link }) = (self.stopping, &mut self.state) {
             let _ = link
@@ -479,6 +489,17 @@ impl StreamHandler<FromLink> for Connection {
             return;
         }
         self.last_heard = Instant::now();
+        if self.stopping
+            && matches!(
+                item,
+                Some(Ok(Incoming::Text(_)
+                    | Incoming::Binary(_)
+                    | Incoming::Ping(_)))
+            )
+        {
+            // Stopped for good: only the link's end (the server's close) still matters.
+            return;
+        }
         match item {
             Some(Ok(Incoming::Text(bytes))) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.message(text),
@@ -531,17 +552,21 @@ impl Handler<Send> for Connection {
 /// How long shutdown waits for a server to answer the close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-impl Handler<ShutDown> for Connection {
+impl Handler<Stop> for Connection {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Stop(code): Stop, _: &mut Context<Self>) -> Self::Result {
+        // Timers and dials of the current generation now do nothing.
         self.generation += 1;
         self.stopping = true;
+        log::info!(
+            "outbound {}: stopped for good; closing with {}",
+            self.settings.name,
+            u16::from(code)
+        );
         let (closed, answered) = futures::channel::oneshot::channel();
         if let State::Connected { link } = &mut self.state {
-            let _ = link
-                .sink
-                .write(Message::Close(Some(CloseCode::Away.into())));
+            let _ = link.sink.write(Message::Close(Some(code.into())));
             self.closed = Some(closed);
         }
         Box::pin(

@@ -3,7 +3,9 @@
 //!
 //! Connections come from `[[outbound]]` in the file and from the store's `connections` tree
 //! (written over the HTTP API); the file wins on a name clash. The manager starts, replaces and
-//! stops the children, answers status, and routes `ws.send` frames ([`SendText`]) to them.
+//! stops the children, answers status, and routes `ws.send` frames ([`SendText`]) to them. A
+//! child that is deleted or shut down is stopped for good ([`connection::Stop`]); dropping its
+//! address alone would not end it (its heartbeat and reader keep an actor alive).
 
 pub mod connection;
 mod frames;
@@ -12,11 +14,12 @@ pub mod mapping;
 use std::collections::BTreeMap;
 
 use actix::prelude::*;
+use awc::ws::CloseCode;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status};
+use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status, Stop};
 use self::mapping::Mapping;
 use crate::config::{Config, ConfigError, OutboundAuth, RawOutbound};
 use crate::event::Event;
@@ -165,7 +168,7 @@ impl Handler<ShutDown> for OutboundManager {
     fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) -> Self::Result {
         let closes: Vec<_> = std::mem::take(&mut self.children)
             .into_values()
-            .map(|child| child.address.send(connection::ShutDown))
+            .map(|child| child.address.send(Stop(CloseCode::Away)))
             .collect();
         Box::pin(async move {
             join_all(closes).await;
@@ -334,12 +337,17 @@ impl Handler<DeleteConnection> for OutboundManager {
             }
             Some(_) => {}
         }
-        if let Some(child) = self.children.remove(&message.name) {
-            // Dropping the last address stops the actor, which closes its link (1000).
-            drop(child);
-        }
+        // Answered once the link is closed: nothing it carries after the answer becomes an event.
+        let stopped = self
+            .children
+            .remove(&message.name)
+            .map(|child| child.address.send(Stop(CloseCode::Normal)));
         let stored = self.stored.clone();
         Box::pin(async move {
+            if let Some(stopped) = stopped {
+                // An error means the actor has ended already.
+                let _ = stopped.await;
+            }
             stored.delete(&message.name).await?;
             Ok(())
         })

@@ -375,6 +375,25 @@ impl RawForeign {
     }
 }
 
+impl RawForeign {
+    /// Takes the next dial and hangs up at once: the dial fails.
+    async fn refuse(&self) {
+        tokio::time::timeout(TIMEOUT, self.listener.accept())
+            .await
+            .expect("Switchboard dialled in time")
+            .unwrap();
+    }
+
+    /// Counts every further dial on `dials`, accepting and dropping it.
+    fn count_dials(self, dials: tokio::sync::mpsc::UnboundedSender<()>) {
+        tokio::spawn(async move {
+            while self.listener.accept().await.is_ok() {
+                let _ = dials.send(());
+            }
+        });
+    }
+}
+
 impl RawLink {
     async fn send(&mut self, bytes: &[u8]) {
         self.write.write_all(bytes).await.unwrap();
@@ -584,5 +603,58 @@ async fn a_link_given_up_is_never_read_again_and_its_end_leaves_the_next_one_alo
             .iter()
             .any(|line| line.contains("outbound live: error")),
         "the old link's end failed the new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_connection_is_closed_for_good_and_never_dialled_again() {
+    let (first, second) = (RawForeign::start().await, RawForeign::start().await);
+    let server = TestServer::start();
+    let url = |port: u16| format!("ws://127.0.0.1:{port}/");
+    let (status, _) = server.put("/connections/gone", &json!({"url": url(first.port)}));
+    assert_eq!(status, 200);
+    let mut old = first.accept().await;
+    server.wait_for_log("outbound gone: connected");
+    let mut ws = subscribed(&server, "Gone").await;
+
+    // Deleted: the link is closed (1000) and its socket ends, and what its server still writes
+    // never becomes an event.
+    let (status, _) = server.delete("/connections/gone");
+    assert_eq!(status, 204);
+    let _ = old
+        .write
+        .write_all(&frame(true, TEXT, br#"{"type": "stale"}"#))
+        .await;
+    assert_eq!(old.from_switchboard.close_code().await, 1000);
+    drop(old);
+    let (dials, mut dialled) = tokio::sync::mpsc::unbounded_channel();
+    first.count_dials(dials);
+
+    // A connection created afterwards, with the same source, is dialled; it fails twice first,
+    // so it connects at least 2.4 s (two backoffs) after the deleted link ended, well past the
+    // 1.2 s at most that a redial of the deleted one would take.
+    let (status, _) = server.put(
+        "/connections/next",
+        &json!({"url": url(second.port), "source": "gone"}),
+    );
+    assert_eq!(status, 200);
+    second.refuse().await;
+    second.refuse().await;
+    let mut link = second.accept().await;
+    server.wait_for_log("outbound next: connected");
+    link.send(&frame(true, TEXT, br#"{"type": "marker"}"#))
+        .await;
+    assert_eq!(ws.recv().await["event"]["type"], "Marker");
+    assert!(
+        dialled.try_recv().is_err(),
+        "the deleted connection redialled"
+    );
+    let logs = server.logs();
+    let lines = |text: &str| logs.iter().filter(|line| line.contains(text)).count();
+    assert_eq!(lines("outbound gone: connecting"), 1, "{logs:#?}");
+    assert_eq!(lines("outbound gone: error"), 0, "{logs:#?}");
+    assert_eq!(
+        lines("outbound gone: stopped for good; closing with 1000"),
+        1
     );
 }
