@@ -165,6 +165,7 @@ pub enum AuthMode {
 pub struct RawLimits {
     pub max_frame_bytes: Option<usize>,
     pub send_queue: Option<usize>,
+    pub outbound_queue_bytes: Option<usize>,
 }
 
 fn default_true() -> bool {
@@ -224,6 +225,9 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Outgoing frames buffered per session before it is dropped as too slow.
     pub send_queue: usize,
+    /// Bytes of `ws.send` frames one outbound link may hold unwritten; beyond it a frame is
+    /// refused.
+    pub outbound_queue_bytes: usize,
 }
 
 /// The resolved configuration: defaults, then the file, then the flags.
@@ -341,6 +345,13 @@ impl Config {
         if send_queue == 0 {
             return Err(invalid("limits.send_queue", "must be at least 1".into()));
         }
+        let outbound_queue_bytes = limits.outbound_queue_bytes.unwrap_or(8 << 20);
+        if outbound_queue_bytes == 0 {
+            return Err(invalid(
+                "limits.outbound_queue_bytes",
+                "must be at least 1".into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (index, outbound) in raw.outbound.iter().enumerate() {
             if outbound.name.trim().is_empty() || !names.insert(outbound.name.clone()) {
@@ -396,6 +407,7 @@ impl Config {
             limits: Limits {
                 max_frame_bytes,
                 send_queue,
+                outbound_queue_bytes,
             },
         })
     }
@@ -450,6 +462,7 @@ mod tests {
         assert_eq!(config.socketio.listener.bind.to_string(), "127.0.0.1:3000");
         assert_eq!(config.limits.max_frame_bytes, 1_048_576);
         assert_eq!(config.limits.send_queue, 1024);
+        assert_eq!(config.limits.outbound_queue_bytes, 8_388_608);
     }
 
     #[test]

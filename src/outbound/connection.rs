@@ -11,6 +11,9 @@
 //! its link gets a close frame, nothing it reads becomes an event any more, nothing redials, and
 //! the actor (with its heartbeat and reader) ends once the server answers or after
 //! [`CLOSE_TIMEOUT`].
+//!
+//! `ws.send` frames wait in the link's write queue while the server is slow to read; a frame that
+//! would take it past `limits.outbound_queue_bytes` is refused ([`OutboundError::QueueFull`]).
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{future, stream, StreamExt};
 use serde::Serialize;
 
-use super::frames::{Incoming, LinkCodec, LinkSink, ReadError, WriteFailed};
+use super::frames::{payload_len, Incoming, LinkCodec, LinkSink, Queued, ReadError, WriteFailed};
 use super::mapping::Mapping;
 use super::OutboundError;
 use crate::config::{AuthMode, OutboundAuth};
@@ -52,6 +55,8 @@ pub struct Settings {
     pub mapping: Mapping,
     pub default_type: String,
     pub max_frame_bytes: usize,
+    /// `limits.outbound_queue_bytes`.
+    pub max_queue_bytes: usize,
 }
 
 /// What the HTTP API reports (docs/custom.md §2.6).
@@ -106,11 +111,31 @@ struct Link {
     /// The generation of its dial.
     id: u64,
     sink: SinkWrite<Message, LinkSink>,
+    /// The bytes in `sink`'s queue.
+    queued: Queued,
     /// The stream of [`FromLink`] items.
     reader: SpawnHandle,
 }
 
+/// A frame was refused: the link's write queue has no room for it.
+struct Full {
+    queued: usize,
+}
+
 impl Link {
+    /// Queues a data, ping or pong frame unless the queue would hold more than `limit` bytes.
+    /// (Close frames go out with [`Link::close`], whatever the queue holds.)
+    fn write(&mut self, message: Message, limit: usize) -> Result<(), Full> {
+        let queued = self.queued.bytes();
+        if queued.saturating_add(payload_len(&message)) > limit {
+            return Err(Full { queued });
+        }
+        self.queued.add(&message);
+        // Refused only once the sink is closing, which the link never is while it is open.
+        let _ = self.sink.write(message);
+        Ok(())
+    }
+
     /// Gives the link up: nothing more is read from it, `frame` (a close) goes out if given, and
     /// the socket is dropped once that is flushed, or after [`CLOSE_TIMEOUT`] at the latest.
     fn close(mut self, frame: Option<Message>, ctx: &mut Context<Connection>) {
@@ -331,10 +356,13 @@ impl Connection {
                                     .chain(ended),
                             );
                             connection.last_heard = Instant::now();
+                            let queued = Queued::default();
+                            let sink = LinkSink::new(link, queued.clone(), sink);
                             connection.enter(State::Connected {
                                 link: Link {
                                     id: link,
-                                    sink: SinkWrite::new(LinkSink::new(link, sink), ctx),
+                                    sink: SinkWrite::new(sink, ctx),
+                                    queued,
                                     reader,
                                 },
                             });
@@ -447,7 +475,9 @@ impl Actor for Connection {
                     connection.lose(Lost::HeartbeatTimeout, ctx)
                 }
                 State::Connected { link } => {
-                    let _ = link.sink.write(Message::Ping(Default::default()));
+                    // A full queue means the server is not reading: its pings can wait.
+                    let limit = connection.settings.max_queue_bytes;
+                    let _ = link.write(Message::Ping(Default::default()), limit);
                 }
                 _ => {}
             }
@@ -513,8 +543,10 @@ impl StreamHandler<FromLink> for Connection {
                 self.settings.name
             ),
             Some(Ok(Incoming::Ping(payload))) => {
+                let limit = self.settings.max_queue_bytes;
                 if let State::Connected { link } = &mut self.state {
-                    let _ = link.sink.write(Message::Pong(payload));
+                    // A server that pings without reading gets no pong once the queue is full.
+                    let _ = link.write(Message::Pong(payload), limit);
                 }
             }
             Some(Ok(Incoming::Pong)) => {}
@@ -536,11 +568,17 @@ impl Handler<Send> for Connection {
 
     fn handle(&mut self, Send(text): Send, _: &mut Context<Self>) -> Self::Result {
         let status = self.status_name();
+        let limit = self.settings.max_queue_bytes;
+        let frame = text.len();
         match &mut self.state {
             State::Connected { link } => link
-                .sink
-                .write(Message::Text(ByteString::from(text)))
-                .map_err(|_| OutboundError::NotConnected(self.settings.name.clone(), "error")),
+                .write(Message::Text(ByteString::from(text)), limit)
+                .map_err(|Full { queued }| OutboundError::QueueFull {
+                    name: self.settings.name.clone(),
+                    queued,
+                    frame,
+                    limit,
+                }),
             _ => Err(OutboundError::NotConnected(
                 self.settings.name.clone(),
                 status,

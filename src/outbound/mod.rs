@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status, Stop};
 use self::mapping::Mapping;
-use crate::config::{Config, ConfigError, OutboundAuth, RawOutbound};
+use crate::config::{Config, ConfigError, Limits, OutboundAuth, RawOutbound};
 use crate::event::Event;
 use crate::store::{StoreError, Table};
 
@@ -32,6 +32,18 @@ pub enum OutboundError {
     NotFound(String),
     #[error("connection '{0}' is not connected (status: {1})")]
     NotConnected(String, &'static str),
+    /// The server is not reading fast enough: the link's write queue has no room for the frame.
+    #[error(
+        "connection '{name}' has {queued} bytes waiting to be sent (the server is not reading \
+         them): a frame of {frame} bytes would take it over limits.outbound_queue_bytes \
+         ({limit}); not sent"
+    )]
+    QueueFull {
+        name: String,
+        queued: usize,
+        frame: usize,
+        limit: usize,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("connection '{0}' is defined in the configuration file; change it there")]
@@ -76,7 +88,7 @@ pub struct DeleteConnection {
 
 /// Turns configured settings into a connection's, checking the URL and compiling the mapping;
 /// errors name the key (`mapping."user.id": invalid JSONPath: …`).
-pub fn settings(raw: &RawOutbound, max_frame_bytes: usize) -> Result<Settings, (String, String)> {
+pub fn settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, (String, String)> {
     if raw.name.trim().is_empty() {
         return Err(("name".into(), "must not be empty".into()));
     }
@@ -108,7 +120,8 @@ pub fn settings(raw: &RawOutbound, max_frame_bytes: usize) -> Result<Settings, (
             .default_type
             .clone()
             .unwrap_or_else(|| "custom".to_owned()),
-        max_frame_bytes,
+        max_frame_bytes: limits.max_frame_bytes,
+        max_queue_bytes: limits.outbound_queue_bytes,
     })
 }
 
@@ -122,7 +135,7 @@ pub struct OutboundManager {
     events: Option<Recipient<Received>>,
     configured: Vec<RawOutbound>,
     stored: Table<Value>,
-    max_frame_bytes: usize,
+    limits: Limits,
     children: BTreeMap<String, Child>,
 }
 
@@ -132,13 +145,13 @@ impl OutboundManager {
     pub fn new(
         configured: Vec<RawOutbound>,
         stored: Table<Value>,
-        max_frame_bytes: usize,
+        limits: Limits,
     ) -> OutboundManager {
         OutboundManager {
             events: None,
             configured,
             stored,
-            max_frame_bytes,
+            limits,
             children: BTreeMap::new(),
         }
     }
@@ -190,7 +203,7 @@ pub struct Received(pub Event);
 /// the start with `file: outbound[i].key: reason`.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
     for (index, raw) in config.outbound.iter().enumerate() {
-        if let Err((key, reason)) = settings(raw, config.limits.max_frame_bytes) {
+        if let Err((key, reason)) = settings(raw, &config.limits) {
             return Err(ConfigError::Invalid {
                 path: config.origin.clone(),
                 key: format!("outbound[{index}].{key}"),
@@ -218,7 +231,7 @@ impl Handler<Start> for OutboundManager {
     fn handle(&mut self, Start(events): Start, _: &mut Context<Self>) {
         self.events = Some(events);
         for raw in self.configured.clone() {
-            match settings(&raw, self.max_frame_bytes) {
+            match settings(&raw, &self.limits) {
                 Ok(settings) => self.spawn(settings, true),
                 Err((key, reason)) => log::error!("outbound {}: {key}: {reason}", raw.name),
             }
@@ -233,8 +246,7 @@ impl Handler<Start> for OutboundManager {
                 continue;
             }
             match parse_stored(&name, &value).and_then(|raw| {
-                settings(&raw, self.max_frame_bytes)
-                    .map_err(|(key, reason)| format!("{key}: {reason}"))
+                settings(&raw, &self.limits).map_err(|(key, reason)| format!("{key}: {reason}"))
             }) {
                 Ok(settings) => self.spawn(settings, false),
                 Err(reason) => {
@@ -304,7 +316,7 @@ impl Handler<PutConnection> for OutboundManager {
             return Box::pin(async move { Err(OutboundError::FromFile(message.name)) });
         }
         let parsed = parse_stored(&message.name, &message.settings).and_then(|raw| {
-            settings(&raw, self.max_frame_bytes).map_err(|(key, reason)| format!("{key}: {reason}"))
+            settings(&raw, &self.limits).map_err(|(key, reason)| format!("{key}: {reason}"))
         });
         let settings = match parsed {
             Ok(settings) => settings,

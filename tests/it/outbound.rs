@@ -658,3 +658,113 @@ async fn a_deleted_connection_is_closed_for_good_and_never_dialled_again() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_holds_at_most_the_queue_limit_and_ws_send_fails_until_it_reads(
+) {
+    let foreign = RawForeign::start().await;
+    let dirs = Dirs::new();
+    // Sixteen frames of 500 kB a run, each step going on when it fails, then a line to wait for.
+    const SENDS: usize = 16;
+    let mut steps: Vec<_> = (0..SENDS)
+        .map(|index| json!({"id": format!("send{index}"), "kind": "ws.send", "connection": "slow", "text": "{{ big }}", "continueOnError": true}))
+        .collect();
+    steps.push(json!({"kind": "log", "message": "flood done"}));
+    const ACTION: &str = "01JD3Q5S8N0W4X7Y2Z6A9B1C50";
+    dirs.write_rule(
+        "flood.action.json",
+        &json!({"kind": "action", "schemaVersion": 1, "id": ACTION, "name": "Flood", "mode": "queued", "max": 1000, "steps": steps})
+            .to_string(),
+    );
+    dirs.write_rule(
+        "hello.action.json",
+        &json!({"kind": "action", "schemaVersion": 1, "id": "01JD3Q5S8N0W4X7Y2Z6A9B1C51", "name": "Hello",
+            "steps": [{"id": "hello", "kind": "ws.send", "connection": "slow", "text": "hello {{ big }}"}]})
+        .to_string(),
+    );
+    let server = TestServer::start_in(dirs, outbound_to("slow", foreign.port));
+    // The server takes the link and does not read from it for now.
+    let mut link = foreign.accept().await;
+    server.wait_for_log("outbound slow: connected");
+    let baseline = server.peak_rss_mib();
+
+    // 20 runs (each keeps its trace): 160 MB of frames for a server that reads none of them.
+    const RUNS: usize = 20;
+    let big = "x".repeat(500_000);
+    for _ in 0..RUNS {
+        let (status, body) = server.post(
+            "/DoAction",
+            &json!({"action": {"name": "Flood"}, "args": {"big": big}}),
+        );
+        assert_eq!(status, 204, "{body}");
+    }
+    server.wait_for_logs("flood done", RUNS);
+    let (peak, now) = (server.peak_rss_mib(), server.rss_mib());
+    assert!(
+        peak < baseline + 64 && now < baseline + 64,
+        "peak {peak} MiB, now {now} MiB, {baseline} MiB before the flood"
+    );
+
+    // The last run's sends failed at once, each saying why.
+    let (status, traces) = server.get(&format!("/actions/{ACTION}/traces"));
+    assert_eq!(status, 200);
+    assert_eq!(traces["count"], RUNS);
+    let last = &traces["traces"][0];
+    let steps = last["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), SENDS + 1, "{last}");
+    for step in &steps[..SENDS] {
+        assert_eq!(step["outcome"], "error", "{step}");
+        assert_eq!(step["error"]["code"], "queueFull", "{step}");
+        let message = step["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("connection 'slow' has ")
+                && message.contains("(the server is not reading them): a frame of 500000 bytes would take it over limits.outbound_queue_bytes (8388608); not sent"),
+            "{message}"
+        );
+    }
+
+    // The server reads again: every frame that was taken arrives, the queue empties, and a
+    // big ws.send goes through again.
+    let taken = traces["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|trace| trace["steps"].as_array().unwrap())
+        .filter(|step| step["kind"] == "ws.send" && step["outcome"] == "ok")
+        .count();
+    assert!(taken > 0 && taken < RUNS * SENDS, "{taken} frames taken");
+    let mut next_text = async || loop {
+        match link.from_switchboard.next().await {
+            Some((TEXT, payload)) => return payload,
+            Some((PING, _)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    for _ in 0..taken {
+        assert_eq!(next_text().await.len(), 500_000);
+    }
+    let (status, _) = server.post(
+        "/DoAction",
+        &json!({"action": {"name": "Hello"}, "args": {"big": big}}),
+    );
+    assert_eq!(status, 204);
+    let hello = next_text().await;
+    assert!(hello.starts_with(b"hello x") && hello.len() == 500_006);
+}
+
+#[test]
+fn an_outbound_queue_of_zero_bytes_stops_the_start() {
+    let dirs = Dirs::new();
+    let config = dirs.rules.path().join("zero.toml");
+    std::fs::write(&config, "[limits]\noutbound_queue_bytes = 0\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("zero.toml: limits.outbound_queue_bytes: must be at least 1"),
+        "{stderr}"
+    );
+}
