@@ -59,10 +59,9 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     let registry = Registry::default().start();
     let connections = config.outbound.clone();
     let stored_connections = store.table("connections")?;
-    let max_frame_bytes = config.limits.max_frame_bytes;
-    let outbound = Supervisor::start(move |_| {
-        OutboundManager::new(connections, stored_connections, max_frame_bytes)
-    });
+    let limits = config.limits.clone();
+    let outbound =
+        Supervisor::start(move |_| OutboundManager::new(connections, stored_connections, limits));
     let setup = EngineSetup {
         registry: registry.clone(),
         outbound: outbound.clone(),

@@ -168,6 +168,7 @@ pub struct RawLimits {
     pub send_queue: Option<usize>,
     pub unauthenticated_bytes: Option<usize>,
     pub close_timeout_ms: Option<u64>,
+    pub outbound_queue_bytes: Option<usize>,
 }
 
 fn default_true() -> bool {
@@ -233,6 +234,9 @@ pub struct Limits {
     pub unauthenticated_bytes: usize,
     /// How long a closed connection's peer has to read the close before it is reset.
     pub close_timeout: std::time::Duration,
+    /// Bytes of `ws.send` frames one outbound link may hold unwritten; beyond it a frame is
+    /// refused.
+    pub outbound_queue_bytes: usize,
 }
 
 /// The resolved configuration: defaults, then the file, then the flags.
@@ -370,6 +374,13 @@ impl Config {
                 "must be between 1 and 3600000".into(),
             ));
         }
+        let outbound_queue_bytes = limits.outbound_queue_bytes.unwrap_or(8 << 20);
+        if outbound_queue_bytes == 0 {
+            return Err(invalid(
+                "limits.outbound_queue_bytes",
+                "must be at least 1".into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (index, outbound) in raw.outbound.iter().enumerate() {
             if outbound.name.trim().is_empty() || !names.insert(outbound.name.clone()) {
@@ -428,6 +439,7 @@ impl Config {
                 send_queue,
                 unauthenticated_bytes,
                 close_timeout: std::time::Duration::from_millis(close_timeout_ms),
+                outbound_queue_bytes,
             },
         })
     }
@@ -482,6 +494,7 @@ mod tests {
         assert_eq!(config.socketio.listener.bind.to_string(), "127.0.0.1:3000");
         assert_eq!(config.limits.max_frame_bytes, 1_048_576);
         assert_eq!(config.limits.send_queue, 1024);
+        assert_eq!(config.limits.outbound_queue_bytes, 8_388_608);
     }
 
     #[test]

@@ -176,6 +176,9 @@ impl Env for Live {
                 Ok(Err(error @ OutboundError::NotConnected(..))) => {
                     Err(("notConnected", error.to_string()))
                 }
+                Ok(Err(error @ OutboundError::QueueFull { .. })) => {
+                    Err(("queueFull", error.to_string()))
+                }
                 Ok(Err(error)) => Err(("internal", error.to_string())),
                 Err(error) => Err(("internal", error.to_string())),
             }

@@ -355,7 +355,10 @@ fn outbound_error(cause: OutboundError) -> HttpResponse {
         OutboundError::NotFound(_) => StatusCode::NOT_FOUND,
         OutboundError::Invalid(_) => StatusCode::BAD_REQUEST,
         OutboundError::FromFile(_) => StatusCode::CONFLICT,
-        OutboundError::NotConnected(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        // Only `ws.send` steps meet these two.
+        OutboundError::NotConnected(..) | OutboundError::QueueFull { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         OutboundError::Store(_) => {
             log::error!("http: {cause}");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");

@@ -6,6 +6,14 @@
 //! is cancelled at once and its socket dropped once its close frame is out (or after
 //! [`CLOSE_TIMEOUT`]); whatever it still produced before that is matched against the current
 //! link's id and ignored, so an old link can neither raise events nor end the next one.
+//!
+//! A connection that is deleted, or shut down with the server, is stopped for good ([`Stop`]):
+//! its link gets a close frame, nothing it reads becomes an event any more, nothing redials, and
+//! the actor (with its heartbeat and reader) ends once the server answers or after
+//! [`CLOSE_TIMEOUT`].
+//!
+//! `ws.send` frames wait in the link's write queue while the server is slow to read; a frame that
+//! would take it past `limits.outbound_queue_bytes` is refused ([`OutboundError::QueueFull`]).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +26,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{future, stream, StreamExt};
 use serde::Serialize;
 
-use super::frames::{Incoming, LinkCodec, LinkSink, ReadError, WriteFailed};
+use super::frames::{payload_len, Incoming, LinkCodec, LinkSink, Queued, ReadError, WriteFailed};
 use super::mapping::Mapping;
 use super::OutboundError;
 use crate::config::{AuthMode, OutboundAuth};
@@ -47,6 +55,8 @@ pub struct Settings {
     pub mapping: Mapping,
     pub default_type: String,
     pub max_frame_bytes: usize,
+    /// `limits.outbound_queue_bytes`.
+    pub max_queue_bytes: usize,
 }
 
 /// What the HTTP API reports (docs/custom.md §2.6).
@@ -80,10 +90,13 @@ pub struct GetStatus;
 #[rtype(result = "()")]
 pub struct Reconfigure(pub Box<Settings>);
 
-/// The server is stopping: close the link with 1001 (Going Away).
+/// Stops the connection for good: its link is closed with this code (1000 when it is deleted,
+/// 1001 when the server shuts down), nothing more it reads becomes an event, and it never
+/// redials. Answered once the server has answered the close, or after [`CLOSE_TIMEOUT`]; the
+/// actor ends then.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ShutDown;
+pub struct Stop(pub CloseCode);
 
 /// The connection's state.
 enum State {
@@ -98,11 +111,31 @@ struct Link {
     /// The generation of its dial.
     id: u64,
     sink: SinkWrite<Message, LinkSink>,
+    /// The bytes in `sink`'s queue.
+    queued: Queued,
     /// The stream of [`FromLink`] items.
     reader: SpawnHandle,
 }
 
+/// A frame was refused: the link's write queue has no room for it.
+struct Full {
+    queued: usize,
+}
+
 impl Link {
+    /// Queues a data, ping or pong frame unless the queue would hold more than `limit` bytes.
+    /// (Close frames go out with [`Link::close`], whatever the queue holds.)
+    fn write(&mut self, message: Message, limit: usize) -> Result<(), Full> {
+        let queued = self.queued.bytes();
+        if queued.saturating_add(payload_len(&message)) > limit {
+            return Err(Full { queued });
+        }
+        self.queued.add(&message);
+        // Refused only once the sink is closing, which the link never is while it is open.
+        let _ = self.sink.write(message);
+        Ok(())
+    }
+
     /// Gives the link up: nothing more is read from it, `frame` (a close) goes out if given, and
     /// the socket is dropped once that is flushed, or after [`CLOSE_TIMEOUT`] at the latest.
     fn close(mut self, frame: Option<Message>, ctx: &mut Context<Connection>) {
@@ -193,7 +226,8 @@ pub struct Connection {
     last_heard: Instant,
     /// Counts dials, so that timers of an older connection do nothing.
     generation: u64,
-    /// Shutting down: nothing redials; told when the server has answered the close.
+    /// Stopped for good ([`Stop`]): nothing is read into events, nothing redials; told when
+    /// the server has answered the close.
     stopping: bool,
     closed: Option<futures::channel::oneshot::Sender<()>>,
 }
@@ -325,10 +359,13 @@ impl Connection {
                                     .chain(ended),
                             );
                             connection.last_heard = Instant::now();
+                            let queued = Queued::default();
+                            let sink = LinkSink::new(link, queued.clone(), sink);
                             connection.enter(State::Connected {
                                 link: Link {
                                     id: link,
-                                    sink: SinkWrite::new(LinkSink::new(link, sink), ctx),
+                                    sink: SinkWrite::new(sink, ctx),
+                                    queued,
                                     reader,
                                 },
                             });
@@ -441,13 +478,16 @@ impl Actor for Connection {
                     connection.lose(Lost::HeartbeatTimeout, ctx)
                 }
                 State::Connected { link } => {
-                    let _ = link.sink.write(Message::Ping(Default::default()));
+                    // A full queue means the server is not reading: its pings can wait.
+                    let limit = connection.settings.max_queue_bytes;
+                    let _ = link.write(Message::Ping(Default::default()), limit);
                 }
                 _ => {}
             }
         });
     }
 
+    /// The actor ends without a [`Stop`] only when the system does: the link still gets 1000.
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         if let (false, State::Connected { link }) = (self.stopping, &mut self.state) {
             let _ = link
@@ -482,6 +522,17 @@ impl StreamHandler<FromLink> for Connection {
             return;
         }
         self.last_heard = Instant::now();
+        if self.stopping
+            && matches!(
+                item,
+                Some(Ok(Incoming::Text(_)
+                    | Incoming::Binary(_)
+                    | Incoming::Ping(_)))
+            )
+        {
+            // Stopped for good: only the link's end (the server's close) still matters.
+            return;
+        }
         match item {
             Some(Ok(Incoming::Text(bytes))) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.message(text),
@@ -495,8 +546,10 @@ impl StreamHandler<FromLink> for Connection {
                 self.settings.name
             ),
             Some(Ok(Incoming::Ping(payload))) => {
+                let limit = self.settings.max_queue_bytes;
                 if let State::Connected { link } = &mut self.state {
-                    let _ = link.sink.write(Message::Pong(payload));
+                    // A server that pings without reading gets no pong once the queue is full.
+                    let _ = link.write(Message::Pong(payload), limit);
                 }
             }
             Some(Ok(Incoming::Pong)) => {}
@@ -518,11 +571,17 @@ impl Handler<Send> for Connection {
 
     fn handle(&mut self, Send(text): Send, _: &mut Context<Self>) -> Self::Result {
         let status = self.status_name();
+        let limit = self.settings.max_queue_bytes;
+        let frame = text.len();
         match &mut self.state {
             State::Connected { link } => link
-                .sink
-                .write(Message::Text(ByteString::from(text)))
-                .map_err(|_| OutboundError::NotConnected(self.settings.name.clone(), "error")),
+                .write(Message::Text(ByteString::from(text)), limit)
+                .map_err(|Full { queued }| OutboundError::QueueFull {
+                    name: self.settings.name.clone(),
+                    queued,
+                    frame,
+                    limit,
+                }),
             _ => Err(OutboundError::NotConnected(
                 self.settings.name.clone(),
                 status,
@@ -534,17 +593,21 @@ impl Handler<Send> for Connection {
 /// How long shutdown waits for a server to answer the close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-impl Handler<ShutDown> for Connection {
+impl Handler<Stop> for Connection {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Stop(code): Stop, _: &mut Context<Self>) -> Self::Result {
+        // Timers and dials of the current generation now do nothing.
         self.generation += 1;
         self.stopping = true;
+        log::info!(
+            "outbound {}: stopped for good; closing with {}",
+            self.settings.name,
+            u16::from(code)
+        );
         let (closed, answered) = futures::channel::oneshot::channel();
         if let State::Connected { link } = &mut self.state {
-            let _ = link
-                .sink
-                .write(Message::Close(Some(CloseCode::Away.into())));
+            let _ = link.sink.write(Message::Close(Some(code.into())));
             self.closed = Some(closed);
         }
         Box::pin(

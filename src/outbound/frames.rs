@@ -9,9 +9,18 @@
 //!
 //! Both halves carry the link's id ([`LinkSink`], and the reader in `connection`), so that
 //! whatever an older link still produces can be told from the current one and ignored.
+//!
+//! What is written waits in actix's `SinkWrite` queue, which has no bound of its own, until
+//! [`LinkSink`] takes it; past that point a link holds at most two more frames and 8 KiB (the
+//! split sink's slot and the codec's buffer, which waits for the socket beyond 8 KiB). [`Queued`]
+//! counts the bytes waiting in between: the writer counts a frame in, [`LinkSink`] counts it out
+//! as it takes it, so the writer can refuse a frame once a server that does not read has let
+//! `limits.outbound_queue_bytes` pile up.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use actix_codec::{Decoder, Encoder, Framed};
@@ -167,16 +176,56 @@ pub struct WriteFailed {
     pub error: ProtocolError,
 }
 
-/// The write half of a link: its errors name the link, and closing it first flushes what was
-/// written (actix-codec's `Framed` would shut the socket with a queued close frame unsent).
+/// The payload bytes of the frames written to a link that its codec has not taken yet.
+#[derive(Debug, Clone, Default)]
+pub struct Queued(Rc<Cell<usize>>);
+
+impl Queued {
+    pub fn bytes(&self) -> usize {
+        self.0.get()
+    }
+
+    /// Counts in a frame about to be written.
+    pub fn add(&self, message: &Message) {
+        self.0
+            .set(self.0.get().saturating_add(payload_len(message)));
+    }
+
+    fn remove(&self, message: &Message) {
+        self.0
+            .set(self.0.get().saturating_sub(payload_len(message)));
+    }
+}
+
+/// The bytes a frame carries (what it costs while it waits).
+pub fn payload_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+/// The write half of a link: its errors name the link, what it hands the codec leaves the
+/// link's [`Queued`] count, and closing it first flushes what was written (actix-codec's
+/// `Framed` would shut the socket with a queued close frame unsent).
 pub struct LinkSink {
     link: u64,
+    queued: Queued,
     inner: SplitSink<Framed<BoxedSocket, LinkCodec>, Message>,
 }
 
 impl LinkSink {
-    pub fn new(link: u64, inner: SplitSink<Framed<BoxedSocket, LinkCodec>, Message>) -> LinkSink {
-        LinkSink { link, inner }
+    pub fn new(
+        link: u64,
+        queued: Queued,
+        inner: SplitSink<Framed<BoxedSocket, LinkCodec>, Message>,
+    ) -> LinkSink {
+        LinkSink {
+            link,
+            queued,
+            inner,
+        }
     }
 
     fn failed(&self, error: ProtocolError) -> WriteFailed {
@@ -196,6 +245,7 @@ impl Sink<Message> for LinkSink {
     }
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), WriteFailed> {
+        self.queued.remove(&message);
         let sent = Pin::new(&mut self.inner).start_send(message);
         sent.map_err(|error| self.failed(error))
     }

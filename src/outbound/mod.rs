@@ -3,7 +3,9 @@
 //!
 //! Connections come from `[[outbound]]` in the file and from the store's `connections` tree
 //! (written over the HTTP API); the file wins on a name clash. The manager starts, replaces and
-//! stops the children, answers status, and routes `ws.send` frames ([`SendText`]) to them.
+//! stops the children, answers status, and routes `ws.send` frames ([`SendText`]) to them. A
+//! child that is deleted or shut down is stopped for good ([`connection::Stop`]); dropping its
+//! address alone would not end it (its heartbeat and reader keep an actor alive).
 
 pub mod connection;
 mod frames;
@@ -12,13 +14,14 @@ pub mod mapping;
 use std::collections::BTreeMap;
 
 use actix::prelude::*;
+use awc::ws::CloseCode;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status};
+use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status, Stop};
 use self::mapping::Mapping;
-use crate::config::{Config, ConfigError, OutboundAuth, RawOutbound};
+use crate::config::{Config, ConfigError, Limits, OutboundAuth, RawOutbound};
 use crate::event::Event;
 use crate::store::{StoreError, Table};
 
@@ -29,6 +32,18 @@ pub enum OutboundError {
     NotFound(String),
     #[error("connection '{0}' is not connected (status: {1})")]
     NotConnected(String, &'static str),
+    /// The server is not reading fast enough: the link's write queue has no room for the frame.
+    #[error(
+        "connection '{name}' has {queued} bytes waiting to be sent (the server is not reading \
+         them): a frame of {frame} bytes would take it over limits.outbound_queue_bytes \
+         ({limit}); not sent"
+    )]
+    QueueFull {
+        name: String,
+        queued: usize,
+        frame: usize,
+        limit: usize,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("connection '{0}' is defined in the configuration file; change it there")]
@@ -73,7 +88,7 @@ pub struct DeleteConnection {
 
 /// Turns configured settings into a connection's, checking the URL and compiling the mapping;
 /// errors name the key (`mapping."user.id": invalid JSONPath: …`).
-pub fn settings(raw: &RawOutbound, max_frame_bytes: usize) -> Result<Settings, (String, String)> {
+pub fn settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, (String, String)> {
     if raw.name.trim().is_empty() {
         return Err(("name".into(), "must not be empty".into()));
     }
@@ -105,7 +120,8 @@ pub fn settings(raw: &RawOutbound, max_frame_bytes: usize) -> Result<Settings, (
             .default_type
             .clone()
             .unwrap_or_else(|| "custom".to_owned()),
-        max_frame_bytes,
+        max_frame_bytes: limits.max_frame_bytes,
+        max_queue_bytes: limits.outbound_queue_bytes,
     })
 }
 
@@ -119,7 +135,7 @@ pub struct OutboundManager {
     events: Option<Recipient<Received>>,
     configured: Vec<RawOutbound>,
     stored: Table<Value>,
-    max_frame_bytes: usize,
+    limits: Limits,
     children: BTreeMap<String, Child>,
 }
 
@@ -129,13 +145,13 @@ impl OutboundManager {
     pub fn new(
         configured: Vec<RawOutbound>,
         stored: Table<Value>,
-        max_frame_bytes: usize,
+        limits: Limits,
     ) -> OutboundManager {
         OutboundManager {
             events: None,
             configured,
             stored,
-            max_frame_bytes,
+            limits,
             children: BTreeMap::new(),
         }
     }
@@ -165,7 +181,7 @@ impl Handler<ShutDown> for OutboundManager {
     fn handle(&mut self, _: ShutDown, _: &mut Context<Self>) -> Self::Result {
         let closes: Vec<_> = std::mem::take(&mut self.children)
             .into_values()
-            .map(|child| child.address.send(connection::ShutDown))
+            .map(|child| child.address.send(Stop(CloseCode::Away)))
             .collect();
         Box::pin(async move {
             join_all(closes).await;
@@ -187,7 +203,7 @@ pub struct Received(pub Event);
 /// the start with `file: outbound[i].key: reason`.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
     for (index, raw) in config.outbound.iter().enumerate() {
-        if let Err((key, reason)) = settings(raw, config.limits.max_frame_bytes) {
+        if let Err((key, reason)) = settings(raw, &config.limits) {
             return Err(ConfigError::Invalid {
                 path: config.origin.clone(),
                 key: format!("outbound[{index}].{key}"),
@@ -215,7 +231,7 @@ impl Handler<Start> for OutboundManager {
     fn handle(&mut self, Start(events): Start, _: &mut Context<Self>) {
         self.events = Some(events);
         for raw in self.configured.clone() {
-            match settings(&raw, self.max_frame_bytes) {
+            match settings(&raw, &self.limits) {
                 Ok(settings) => self.spawn(settings, true),
                 Err((key, reason)) => log::error!("outbound {}: {key}: {reason}", raw.name),
             }
@@ -230,8 +246,7 @@ impl Handler<Start> for OutboundManager {
                 continue;
             }
             match parse_stored(&name, &value).and_then(|raw| {
-                settings(&raw, self.max_frame_bytes)
-                    .map_err(|(key, reason)| format!("{key}: {reason}"))
+                settings(&raw, &self.limits).map_err(|(key, reason)| format!("{key}: {reason}"))
             }) {
                 Ok(settings) => self.spawn(settings, false),
                 Err(reason) => {
@@ -301,7 +316,7 @@ impl Handler<PutConnection> for OutboundManager {
             return Box::pin(async move { Err(OutboundError::FromFile(message.name)) });
         }
         let parsed = parse_stored(&message.name, &message.settings).and_then(|raw| {
-            settings(&raw, self.max_frame_bytes).map_err(|(key, reason)| format!("{key}: {reason}"))
+            settings(&raw, &self.limits).map_err(|(key, reason)| format!("{key}: {reason}"))
         });
         let settings = match parsed {
             Ok(settings) => settings,
@@ -334,12 +349,17 @@ impl Handler<DeleteConnection> for OutboundManager {
             }
             Some(_) => {}
         }
-        if let Some(child) = self.children.remove(&message.name) {
-            // Dropping the last address stops the actor, which closes its link (1000).
-            drop(child);
-        }
+        // Answered once the link is closed: nothing it carries after the answer becomes an event.
+        let stopped = self
+            .children
+            .remove(&message.name)
+            .map(|child| child.address.send(Stop(CloseCode::Normal)));
         let stored = self.stored.clone();
         Box::pin(async move {
+            if let Some(stopped) = stopped {
+                // An error means the actor has ended already.
+                let _ = stopped.await;
+            }
             stored.delete(&message.name).await?;
             Ok(())
         })

@@ -375,6 +375,25 @@ impl RawForeign {
     }
 }
 
+impl RawForeign {
+    /// Takes the next dial and hangs up at once: the dial fails.
+    async fn refuse(&self) {
+        tokio::time::timeout(TIMEOUT, self.listener.accept())
+            .await
+            .expect("Switchboard dialled in time")
+            .unwrap();
+    }
+
+    /// Counts every further dial on `dials`, accepting and dropping it.
+    fn count_dials(self, dials: tokio::sync::mpsc::UnboundedSender<()>) {
+        tokio::spawn(async move {
+            while self.listener.accept().await.is_ok() {
+                let _ = dials.send(());
+            }
+        });
+    }
+}
+
 impl RawLink {
     async fn send(&mut self, bytes: &[u8]) {
         self.write.write_all(bytes).await.unwrap();
@@ -584,5 +603,168 @@ async fn a_link_given_up_is_never_read_again_and_its_end_leaves_the_next_one_alo
             .iter()
             .any(|line| line.contains("outbound live: error")),
         "the old link's end failed the new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_connection_is_closed_for_good_and_never_dialled_again() {
+    let (first, second) = (RawForeign::start().await, RawForeign::start().await);
+    let server = TestServer::start();
+    let url = |port: u16| format!("ws://127.0.0.1:{port}/");
+    let (status, _) = server.put("/connections/gone", &json!({"url": url(first.port)}));
+    assert_eq!(status, 200);
+    let mut old = first.accept().await;
+    server.wait_for_log("outbound gone: connected");
+    let mut ws = subscribed(&server, "Gone").await;
+
+    // Deleted: the link is closed (1000) and its socket ends, and what its server still writes
+    // never becomes an event.
+    let (status, _) = server.delete("/connections/gone");
+    assert_eq!(status, 204);
+    let _ = old
+        .write
+        .write_all(&frame(true, TEXT, br#"{"type": "stale"}"#))
+        .await;
+    assert_eq!(old.from_switchboard.close_code().await, 1000);
+    drop(old);
+    let (dials, mut dialled) = tokio::sync::mpsc::unbounded_channel();
+    first.count_dials(dials);
+
+    // A connection created afterwards, with the same source, is dialled; it fails twice first,
+    // so it connects at least 2.4 s (two backoffs) after the deleted link ended, well past the
+    // 1.2 s at most that a redial of the deleted one would take.
+    let (status, _) = server.put(
+        "/connections/next",
+        &json!({"url": url(second.port), "source": "gone"}),
+    );
+    assert_eq!(status, 200);
+    second.refuse().await;
+    second.refuse().await;
+    let mut link = second.accept().await;
+    server.wait_for_log("outbound next: connected");
+    link.send(&frame(true, TEXT, br#"{"type": "marker"}"#))
+        .await;
+    assert_eq!(ws.recv().await["event"]["type"], "Marker");
+    assert!(
+        dialled.try_recv().is_err(),
+        "the deleted connection redialled"
+    );
+    let logs = server.logs();
+    let lines = |text: &str| logs.iter().filter(|line| line.contains(text)).count();
+    assert_eq!(lines("outbound gone: connecting"), 1, "{logs:#?}");
+    assert_eq!(lines("outbound gone: error"), 0, "{logs:#?}");
+    assert_eq!(
+        lines("outbound gone: stopped for good; closing with 1000"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_holds_at_most_the_queue_limit_and_ws_send_fails_until_it_reads(
+) {
+    let foreign = RawForeign::start().await;
+    let dirs = Dirs::new();
+    // Sixteen frames of 500 kB a run, each step going on when it fails, then a line to wait for.
+    const SENDS: usize = 16;
+    let mut steps: Vec<_> = (0..SENDS)
+        .map(|index| json!({"id": format!("send{index}"), "kind": "ws.send", "connection": "slow", "text": "{{ big }}", "continueOnError": true}))
+        .collect();
+    steps.push(json!({"kind": "log", "message": "flood done"}));
+    const ACTION: &str = "01JD3Q5S8N0W4X7Y2Z6A9B1C50";
+    dirs.write_rule(
+        "flood.action.json",
+        &json!({"kind": "action", "schemaVersion": 1, "id": ACTION, "name": "Flood", "mode": "queued", "max": 1000, "steps": steps})
+            .to_string(),
+    );
+    dirs.write_rule(
+        "hello.action.json",
+        &json!({"kind": "action", "schemaVersion": 1, "id": "01JD3Q5S8N0W4X7Y2Z6A9B1C51", "name": "Hello",
+            "steps": [{"id": "hello", "kind": "ws.send", "connection": "slow", "text": "hello {{ big }}"}]})
+        .to_string(),
+    );
+    let server = TestServer::start_in(dirs, outbound_to("slow", foreign.port));
+    // The server takes the link and does not read from it for now.
+    let mut link = foreign.accept().await;
+    server.wait_for_log("outbound slow: connected");
+    let baseline = server.peak_rss_mib();
+
+    // 20 runs (each keeps its trace): 160 MB of frames for a server that reads none of them.
+    const RUNS: usize = 20;
+    let big = "x".repeat(500_000);
+    for _ in 0..RUNS {
+        let (status, body) = server.post(
+            "/DoAction",
+            &json!({"action": {"name": "Flood"}, "args": {"big": big}}),
+        );
+        assert_eq!(status, 204, "{body}");
+    }
+    server.wait_for_logs("flood done", RUNS);
+    let (peak, now) = (server.peak_rss_mib(), server.rss_mib());
+    assert!(
+        peak < baseline + 64 && now < baseline + 64,
+        "peak {peak} MiB, now {now} MiB, {baseline} MiB before the flood"
+    );
+
+    // The last run's sends failed at once, each saying why.
+    let (status, traces) = server.get(&format!("/actions/{ACTION}/traces"));
+    assert_eq!(status, 200);
+    assert_eq!(traces["count"], RUNS);
+    let last = &traces["traces"][0];
+    let steps = last["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), SENDS + 1, "{last}");
+    for step in &steps[..SENDS] {
+        assert_eq!(step["outcome"], "error", "{step}");
+        assert_eq!(step["error"]["code"], "queueFull", "{step}");
+        let message = step["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("connection 'slow' has ")
+                && message.contains("(the server is not reading them): a frame of 500000 bytes would take it over limits.outbound_queue_bytes (8388608); not sent"),
+            "{message}"
+        );
+    }
+
+    // The server reads again: every frame that was taken arrives, the queue empties, and a
+    // big ws.send goes through again.
+    let taken = traces["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|trace| trace["steps"].as_array().unwrap())
+        .filter(|step| step["kind"] == "ws.send" && step["outcome"] == "ok")
+        .count();
+    assert!(taken > 0 && taken < RUNS * SENDS, "{taken} frames taken");
+    let mut next_text = async || loop {
+        match link.from_switchboard.next().await {
+            Some((TEXT, payload)) => return payload,
+            Some((PING, _)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    for _ in 0..taken {
+        assert_eq!(next_text().await.len(), 500_000);
+    }
+    let (status, _) = server.post(
+        "/DoAction",
+        &json!({"action": {"name": "Hello"}, "args": {"big": big}}),
+    );
+    assert_eq!(status, 204);
+    let hello = next_text().await;
+    assert!(hello.starts_with(b"hello x") && hello.len() == 500_006);
+}
+
+#[test]
+fn an_outbound_queue_of_zero_bytes_stops_the_start() {
+    let dirs = Dirs::new();
+    let config = dirs.rules.path().join("zero.toml");
+    std::fs::write(&config, "[limits]\noutbound_queue_bytes = 0\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("zero.toml: limits.outbound_queue_bytes: must be at least 1"),
+        "{stderr}"
     );
 }
