@@ -24,6 +24,7 @@ pub mod peer;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,7 +141,7 @@ pub fn start<F: Face>(
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut response = ws::handshake(request)?;
-    let (socket, alive) = PeerSocket::of(request).unzip();
+    let socket = PeerSocket::of(request);
     let guarded = Rc::new(guard::Shared::default());
     let stream = FrameGuard::new(
         stream,
@@ -159,20 +160,14 @@ pub fn start<F: Face>(
         },
         socket,
         guarded,
+        heartbeats: Arc::default(),
         last_heard: Instant::now(),
         fragments: None,
         waiting: false,
         pending: Pending::default(),
         closed: false,
     };
-    let body = ws::WebsocketContext::with_codec(session, stream, codec);
-    // The body lives as long as actix-web serves the connection: `alive` says when it is done.
-    Ok(
-        response.streaming(futures_util::StreamExt::map(body, move |chunk| {
-            let _alive = &alive;
-            chunk
-        })),
-    )
+    Ok(response.streaming(ws::WebsocketContext::with_codec(session, stream, codec)))
 }
 
 /// A session's end of the registry's fan-out: its mailbox, and its socket to cut when the
@@ -181,10 +176,21 @@ struct SessionOutlet {
     recipient: Recipient<Outgoing>,
     socket: Option<PeerSocket>,
     close_timeout: Duration,
+    /// Heartbeats offered and not yet handled by the session.
+    heartbeats: Arc<AtomicU32>,
 }
+
+/// A session that has not handled this many heartbeats is stalled: actix polls a session only
+/// while its peer reads, so one whose peer stopped reading would otherwise never time out.
+const STALLED_HEARTBEATS: u32 = 2;
 
 impl Outlet for SessionOutlet {
     fn offer(&self, message: Outgoing) -> Result<(), Refused> {
+        if matches!(message, Outgoing::Heartbeat)
+            && self.heartbeats.fetch_add(1, Ordering::AcqRel) >= STALLED_HEARTBEATS
+        {
+            return Err(Refused::Full);
+        }
         self.recipient.offer(message)
     }
 
@@ -252,6 +258,8 @@ struct Session<F: Face> {
     socket: Option<PeerSocket>,
     /// What the session shares with the guard over its incoming bytes.
     guarded: Rc<guard::Shared>,
+    /// Shared with its outlet: heartbeats not yet handled.
+    heartbeats: Arc<AtomicU32>,
     last_heard: Instant,
     fragments: Option<Fragments>,
     /// A reply is waiting for another actor: client messages go to `pending`.
@@ -434,6 +442,7 @@ impl<F: Face> Actor for Session<F> {
                 recipient: ctx.address().recipient(),
                 socket: self.socket.clone(),
                 close_timeout: self.limits.close_timeout,
+                heartbeats: self.heartbeats.clone(),
             }),
         };
         ctx.wait(
@@ -471,6 +480,9 @@ impl<F: Face> Handler<Outgoing> for Session<F> {
     type Result = ();
 
     fn handle(&mut self, message: Outgoing, ctx: &mut Self::Context) {
+        if matches!(message, Outgoing::Heartbeat) {
+            self.heartbeats.store(0, Ordering::Release);
+        }
         match message {
             Outgoing::Event(event, Frame::Text(text)) => {
                 if self.face.accepts(&event, None) {

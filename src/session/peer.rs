@@ -21,22 +21,18 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct PeerSocket {
     socket: Arc<Socket>,
-    /// Closed once actix-web is done with the connection.
+    /// Closed once actix-web has dropped the connection.
     ended: watch::Receiver<()>,
 }
 
-/// Held by the connection's response body: dropped when actix-web is done with the connection.
-pub struct Alive {
-    _sender: watch::Sender<()>,
-}
-
 impl PeerSocket {
-    /// The socket of `request`'s connection, when its listener kept one ([`keep`]), and the token
-    /// whose drop says the connection has ended.
-    pub fn of(request: &HttpRequest) -> Option<(PeerSocket, Alive)> {
-        let socket = request.conn_data::<Kept>()?.0.clone();
-        let (alive, ended) = watch::channel(());
-        Some((PeerSocket { socket, ended }, Alive { _sender: alive }))
+    /// The socket of `request`'s connection, when its listener kept one ([`keep`]).
+    pub fn of(request: &HttpRequest) -> Option<PeerSocket> {
+        let kept = request.conn_data::<Kept>()?;
+        Some(PeerSocket {
+            socket: kept.socket.clone(),
+            ended: kept.ended.clone(),
+        })
     }
 
     /// Resets the connection after `grace` unless it has ended by then; returns at once.
@@ -65,8 +61,14 @@ impl PeerSocket {
     }
 }
 
-/// The duplicate socket, in the connection's data.
-struct Kept(Arc<Socket>);
+/// The duplicate socket, in the connection's data: dropped with actix-web's connection (its
+/// dispatcher), which closes `ended` — not when the response ends, since a close that the peer
+/// does not read keeps the dispatcher flushing for ever.
+struct Kept {
+    socket: Arc<Socket>,
+    _alive: watch::Sender<()>,
+    ended: watch::Receiver<()>,
+}
 
 /// `HttpServer::on_connect` for WebSocket listeners: keeps a duplicate of each accepted socket.
 pub fn keep(connection: &dyn Any, data: &mut Extensions) {
@@ -75,7 +77,12 @@ pub fn keep(connection: &dyn Any, data: &mut Extensions) {
     };
     match SockRef::from(stream).try_clone() {
         Ok(socket) => {
-            data.insert(Kept(Arc::new(socket)));
+            let (alive, ended) = watch::channel(());
+            data.insert(Kept {
+                socket: Arc::new(socket),
+                _alive: alive,
+                ended,
+            });
         }
         // Out of descriptors: the connection is served, it just cannot be cut early.
         Err(error) => log::warn!("cannot keep a handle on a connection's socket: {error}"),

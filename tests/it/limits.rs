@@ -269,3 +269,36 @@ async fn the_socket_io_face_holds_at_most_max_connections_upgraded_or_not() {
         assert!(std::time::Instant::now() < deadline, "no slot came free");
     }
 }
+
+#[tokio::test]
+async fn a_session_whose_peer_stopped_reading_on_a_quiet_server_is_cut_off() {
+    // Nothing more is published after the client stops reading, so its queue never fills: only
+    // the unhandled heartbeats (two intervals) tell that the session is stalled.
+    let server = TestServer::start_with(Options {
+        extra_toml: "[limits]\nclose_timeout_ms = 500\n".into(),
+        ..Options::default()
+    });
+    let mut slow = RawWs::connect_small(server.url("streamerbot"), 4096).await;
+    let subscribe = json!({"request": "Subscribe", "id": "s", "events": {"General": ["Custom"]}});
+    slow.send_frame(true, 0x1, subscribe.to_string().as_bytes())
+        .await;
+    loop {
+        if let ServerFrame::Text(text) = slow.frame().await {
+            if text.contains(r#""id":"s""#) {
+                break;
+            }
+        }
+    }
+    // Enough to fill the kernel's buffers and actix's, far less than the send queue (1024).
+    let padding = "x".repeat(64 * 1024);
+    for _ in 0..200 {
+        server.inject(json!({"source": "General", "type": "Custom", "data": {"padding": padding}}));
+    }
+    let within = switchboard::registry::HEARTBEAT_INTERVAL * 3 + TIMEOUT;
+    let ready = slow.reader.half.as_ref().ready(tokio::io::Interest::ERROR);
+    tokio::time::timeout(within, ready)
+        .await
+        .expect("the stalled connection was reset in time")
+        .expect("readiness");
+    assert!(server.logs().iter().any(|line| line.contains("too slow")));
+}
