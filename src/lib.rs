@@ -35,6 +35,8 @@ pub mod engine;
 pub mod event;
 pub mod faces;
 pub mod jsonpath;
+#[cfg(test)]
+mod mutate;
 pub mod names;
 pub mod outbound;
 pub mod registry;
