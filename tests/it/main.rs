@@ -7,6 +7,7 @@ mod clients;
 mod custom;
 mod engine;
 mod examples;
+mod fuzz;
 mod http;
 mod outbound;
 mod socketio;
