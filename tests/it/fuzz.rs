@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::support::{Dirs, Options, TestServer, Ws, TIMEOUT};
+use crate::support::{Dirs, Ending, Options, TestServer, Ws, TIMEOUT};
 
 /// Shared with the unit tests, each of which uses part of it.
 #[path = "../../src/mutate.rs"]
@@ -192,12 +192,14 @@ async fn custom_probe(ws: &mut Ws) {
     }
 }
 
+/// The one Astro token of the Astro tests.
+const ASTRO_TOKEN: &str =
+    "[[astro.tokens]]\ntoken = \"owner-secret\"\nroom = \"channel-1\"\nscopes = [\"*\"]\n";
+
 #[test]
 fn astro_answers_every_mutated_request_with_a_response() {
     let server = TestServer::start_with(Options {
-        extra_toml:
-            "[[astro.tokens]]\ntoken = \"owner-secret\"\nroom = \"channel-1\"\nscopes = [\"*\"]\n"
-                .into(),
+        extra_toml: ASTRO_TOKEN.into(),
         ..Options::default()
     });
     let subscribe = json!({"type": "subscribe", "nonce": "req-001", "data": {"topic": "channel.activities",
@@ -259,6 +261,78 @@ fn astro_answers_every_mutated_request_with_a_response() {
         let response = fresh.recv().await;
         assert!(response.get("error").is_none(), "{response}");
         assert_eq!(response["data"]["room"], "channel-1", "{response}");
+    });
+    assert_alive(&server);
+}
+
+/// `text` with every byte but ASCII letters and digits percent-encoded, for a query string.
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(byte).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn astro_closes_on_every_mutated_reconnect_token_or_welcomes_it() {
+    use base64::Engine as _;
+    use switchboard::faces::astro::reconnect::{Keys, Sub};
+    let server = TestServer::start_with(Options {
+        extra_toml: ASTRO_TOKEN.into(),
+        ..Options::default()
+    });
+    server.terminate();
+    let (dirs, options) = server.exited();
+    // A genuine token, signed with the secret the server keeps, as it would sign it.
+    let store = switchboard::store::Store::open(dirs.data.path()).unwrap();
+    let secret = store.meta().get("astro.reconnectSecret").unwrap();
+    let secret = secret
+        .as_ref()
+        .and_then(Value::as_str)
+        .expect("a stored secret");
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .unwrap();
+    drop(store);
+    let subs = [Sub {
+        topic: "channel.activities".into(),
+        room: "channel-1".into(),
+        fp: "0123456789abcdef".into(),
+    }];
+    let token = Keys::new(&secret).issue(&subs, chrono::Utc::now().timestamp());
+    let server = TestServer::start_in(dirs, options);
+    // At most 2,000 characters: a URL's length has limits of its own.
+    let strategy = prop_oneof![
+        4 => mutate::mutated_text(vec![token.clone()]),
+        1 => mutate::text(),
+    ]
+    .prop_map(|token| token.chars().take(2_000).collect::<String>());
+    let runtime = runtime();
+    run_each(strategy, |mutated| {
+        runtime.block_on(async {
+            let url = format!(
+                "{}?reconnect_token={}",
+                server.url("astro"),
+                query_value(&mutated)
+            );
+            let mut ws = Ws::connect(&url).await;
+            match ws.next().await {
+                Ok(welcome) => prop_assert_eq!(&welcome["type"], "welcome", "{}", welcome),
+                Err(Ending::Closed(close)) => prop_assert_eq!(
+                    close,
+                    Some((1008, "Invalid reconnect token".to_owned())),
+                    "{}",
+                    mutated
+                ),
+            }
+            Ok(())
+        })
+    });
+    runtime.block_on(async {
+        let url = format!("{}?reconnect_token={token}", server.url("astro"));
+        assert_eq!(Ws::connect(&url).await.recv().await["type"], "welcome");
     });
     assert_alive(&server);
 }
