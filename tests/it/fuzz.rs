@@ -732,3 +732,193 @@ room = "$.channel"
     );
     assert_alive(&server);
 }
+
+/// One WebSocket frame as sent, fragments and control frames included.
+#[derive(Debug, Clone)]
+enum RawFrame {
+    /// The first (or only, when `fin`) frame of a text or binary message.
+    Data {
+        text: bool,
+        fin: bool,
+        bytes: Vec<u8>,
+    },
+    Continue {
+        fin: bool,
+        bytes: Vec<u8>,
+    },
+    Ping(Vec<u8>),
+}
+
+impl RawFrame {
+    fn frame(&self) -> tokio_tungstenite::tungstenite::protocol::frame::Frame {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        match self {
+            RawFrame::Data { text, fin, bytes } => {
+                let kind = if *text { Data::Text } else { Data::Binary };
+                Frame::message(bytes.clone(), OpCode::Data(kind), *fin)
+            }
+            RawFrame::Continue { fin, bytes } => {
+                Frame::message(bytes.clone(), OpCode::Data(Data::Continue), *fin)
+            }
+            RawFrame::Ping(bytes) => Frame::ping(bytes.clone()),
+        }
+    }
+}
+
+/// Frames: pieces of valid messages, random bytes (not always UTF-8), sizes around the limit
+/// of 1,024 bytes per message and 4,096 per frame, fragments in any order, pings of any size.
+fn raw_frames() -> impl Strategy<Value = Vec<RawFrame>> {
+    let bytes = prop_oneof![
+        3 => mutate::messages(vec![json!({"action": "subscribe", "eventTypes": ["x"]})])
+            .prop_map(String::into_bytes),
+        2 => prop::collection::vec(any::<u8>(), 0..64),
+        1 => (900usize..1200, any::<u8>()).prop_map(|(len, byte)| vec![byte; len]),
+        1 => (4000usize..4200, any::<u8>()).prop_map(|(len, byte)| vec![byte; len]),
+    ];
+    let frame = prop_oneof![
+        4 => (any::<bool>(), any::<bool>(), bytes.clone())
+            .prop_map(|(text, fin, bytes)| RawFrame::Data { text, fin, bytes }),
+        3 => (any::<bool>(), bytes).prop_map(|(fin, bytes)| RawFrame::Continue { fin, bytes }),
+        1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(RawFrame::Ping),
+    ];
+    prop::collection::vec(frame, 1..6)
+}
+
+/// A raw client of the custom face that reports the end of its connection instead of failing.
+struct Raw(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+/// What a raw client read.
+#[derive(Debug)]
+enum Read {
+    Text(String),
+    /// The close frame's code and reason, or `None` when the connection just ended.
+    Closed(Option<(u16, String)>),
+}
+
+impl Raw {
+    async fn custom(server: &TestServer) -> Raw {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = server.url("custom").into_client_request().unwrap();
+        let bearer = format!("Bearer {}", server.token()).parse().unwrap();
+        request.headers_mut().insert("Authorization", bearer);
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Raw(stream)
+    }
+
+    async fn send(&mut self, message: tokio_tungstenite::tungstenite::Message) -> bool {
+        use futures_util::SinkExt;
+        self.0.send(message).await.is_ok()
+    }
+
+    /// The next text frame or the end; `None` when nothing came within [`TIMEOUT`].
+    async fn read(&mut self) -> Option<Read> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.0.next()).await.ok()?;
+            return Some(match frame {
+                Some(Ok(Message::Text(text))) => Read::Text(text),
+                Some(Ok(Message::Close(close))) => Read::Closed(
+                    close.map(|close| (u16::from(close.code), close.reason.into_owned())),
+                ),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Read::Closed(None),
+            });
+        }
+    }
+}
+
+#[test]
+fn every_frame_sequence_is_answered_or_closed_with_a_documented_code() {
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start_with(Options {
+        custom_toml: "rate_limit_per_second = 1000000\n".into(),
+        extra_toml: "[limits]\nmax_frame_bytes = 1024\n".into(),
+        ..Options::default()
+    });
+    let runtime = runtime();
+    let raw = Mutex::new(runtime.block_on(Raw::custom(&server)));
+    let closes = RefCell::new(std::collections::BTreeMap::<Option<u16>, usize>::new());
+    run_each(raw_frames(), |frames| {
+        runtime.block_on(async {
+            let mut raw = raw.lock().await;
+            let mut open = true;
+            for frame in &frames {
+                open = open && raw.send(Message::Frame(frame.frame())).await;
+            }
+            // A whole valid message after them: its answer ends what they caused.
+            let probe = r#"{"action":"subscribe","eventTypes":["probe"]}"#;
+            open = open && raw.send(Message::Text(probe.into())).await;
+            loop {
+                match raw.read().await {
+                    None => prop_assert!(false, "no answer in {:?} after {:?}", TIMEOUT, frames),
+                    Some(Read::Text(text)) => {
+                        let reply: Value = serde_json::from_str(&text).unwrap_or_default();
+                        if reply["eventTypes"] == json!(["probe"]) {
+                            break;
+                        }
+                        prop_assert!(
+                            reply["status"] == "ok" || reply["action"] == "error",
+                            "{}",
+                            text
+                        );
+                    }
+                    Some(Read::Closed(close)) => {
+                        // 1002: broken framing; 1007: text that is not UTF-8; 1009: a frame over
+                        // 4 x 1,024 bytes. With a close frame that says so (which a client that
+                        // was still sending may not get to read).
+                        let code = close.as_ref().map(|(code, _)| *code);
+                        prop_assert!(
+                            matches!(code, Some(1002 | 1007 | 1009)) || (code.is_none() && !open),
+                            "{:?} after {:?}",
+                            close,
+                            frames
+                        );
+                        *closes.borrow_mut().entry(code).or_default() += 1;
+                        *raw = Raw::custom(&server).await;
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    });
+    eprintln!("frames: connections closed, by code: {:?}", closes.borrow());
+    runtime.block_on(async { custom_probe(&mut Ws::custom(&server).await).await });
+    assert_alive(&server);
+}
+
+#[test]
+fn broken_framing_is_closed_with_1002_at_once() {
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start();
+    let runtime = runtime();
+    runtime.block_on(async {
+        let orphan = RawFrame::Continue {
+            fin: true,
+            bytes: b"{}".to_vec(),
+        };
+        let big_ping = RawFrame::Ping(vec![0; 126]);
+        let started = std::time::Instant::now();
+        for frame in [orphan, big_ping] {
+            let mut raw = Raw::custom(&server).await;
+            assert!(raw.send(Message::Frame(frame.frame())).await);
+            match raw.read().await {
+                Some(Read::Closed(close)) => {
+                    assert_eq!(
+                        close,
+                        Some((1002, "Protocol error".to_owned())),
+                        "{frame:?}"
+                    )
+                }
+                other => panic!("{frame:?} answered {other:?}"),
+            }
+        }
+        // Not left to the server's one-second disconnect timeout.
+        assert!(started.elapsed() < std::time::Duration::from_millis(900));
+    });
+    assert_alive(&server);
+}
