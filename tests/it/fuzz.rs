@@ -922,3 +922,76 @@ fn broken_framing_is_closed_with_1002_at_once() {
     });
     assert_alive(&server);
 }
+
+#[test]
+fn the_http_api_answers_every_mutated_name_in_a_path_with_a_result_or_a_4xx_error() {
+    let server = TestServer::start();
+    let document = mutate::rule_documents()
+        .into_iter()
+        .find(|document| document["kind"] == "action")
+        .expect("a shipped action");
+    let id = document["id"].as_str().unwrap_or_default().to_owned();
+    let settings = json!({"url": "ws://127.0.0.1:9/", "enabled": false});
+    let routes: [(&str, &str, Value); 7] = [
+        ("GET", "/rules/{}", Value::Null),
+        ("GET", "/actions/{}/traces", Value::Null),
+        ("DELETE", "/actions/{}", Value::Null),
+        ("PUT", "/actions/{}", document.clone()),
+        ("POST", "/rules/{}/test", json!({"event": {"type": "x"}})),
+        ("PUT", "/connections/{}", settings),
+        ("DELETE", "/connections/{}", Value::Null),
+    ];
+    let strategy = (
+        0..routes.len(),
+        prop_oneof![
+            3 => mutate::mutated_text(vec![id.clone(), "fuzzed".to_owned()]),
+            1 => mutate::text(),
+            1 => Just("..%2F..%2Fescaped".to_owned()),
+        ]
+        .prop_map(|name| name.chars().take(500).collect::<String>()),
+    );
+    run_each(strategy, |(route, name)| {
+        let (method, template, body) = &routes[route];
+        let path = template.replace("{}", &query_value(&name));
+        let body = match body {
+            Value::Null => String::new(),
+            body => body.to_string(),
+        };
+        let (status, answer) = send(&server, method, &path, &body);
+        match status {
+            200..=299 => prop_assert!(answer.is_object() || answer.is_null(), "{}", answer),
+            // A path that does not exist (`/rules/`) is a 404 with an empty body (docs/http.md).
+            404 if answer.is_null() => {}
+            400..=499 => prop_assert_eq!(
+                &answer["status"],
+                "error",
+                "{} {}: {}",
+                method,
+                path,
+                answer
+            ),
+            _ => prop_assert!(false, "{} {} answered {} {}", method, path, status, answer),
+        }
+        Ok(())
+    });
+    // Every file is still inside the rules folder.
+    let outside = server
+        .dirs
+        .rules
+        .path()
+        .parent()
+        .unwrap()
+        .join("escaped.action.json");
+    assert!(!outside.exists());
+    assert_eq!(
+        send(
+            &server,
+            "PUT",
+            &format!("/actions/{id}"),
+            &document.to_string()
+        )
+        .0,
+        200
+    );
+    assert_alive(&server);
+}
