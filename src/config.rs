@@ -460,12 +460,46 @@ pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let key = error.path().to_string();
         let inner = error.into_inner();
+        // A syntax error belongs to no key: it is named by where it is.
+        let key = match (key.as_str(), inner.span()) {
+            (".", Some(span)) => position(text, span.start),
+            (".", None) => String::new(),
+            _ => key,
+        };
+        // On one line: toml writes what it expected on a line of its own.
+        let reason = inner
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let reason = if reason.is_empty() {
+            // toml gives some syntax errors (`key =` at the end of the file) no message.
+            "invalid TOML syntax".to_owned()
+        } else {
+            reason
+        };
         ConfigError::Invalid {
             path: origin.to_owned(),
-            key: if key == "." { String::new() } else { key },
-            reason: inner.message().trim().to_owned(),
+            key,
+            reason,
         }
     })
+}
+
+/// `line L, column C` of byte `offset` in `text`, both counted from 1.
+fn position(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
+    format!("line {line}, column {column}")
 }
 
 #[cfg(test)]
@@ -526,6 +560,17 @@ mod tests {
         assert!(
             error.starts_with("test.toml: custom.rate_limit_per_second: invalid type"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line_and_column() {
+        let error = resolve("[custom]\nenabled =").unwrap_err().to_string();
+        assert_eq!(error, "test.toml: line 2, column 10: invalid TOML syntax");
+        let error = resolve("[custom]\nenabled =\n").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "test.toml: line 2, column 10: invalid string; expected `\"`, `'`"
         );
     }
 
@@ -614,5 +659,40 @@ mod tests {
         assert!(secret.matches("hunter2"));
         assert!(!secret.matches("hunter"));
         assert!(!secret.matches(""));
+    }
+
+    /// The example file as written, and as JSON for structural mutations.
+    fn example() -> (String, Value) {
+        let text = include_str!("../examples/switchboard.toml");
+        let value: Value = toml::from_str(text).unwrap();
+        (text.to_owned(), value)
+    }
+
+    /// Configuration text: the example file mutated as text, or mutated as data and written
+    /// back as TOML, or nested deeply.
+    fn files() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let (text, value) = example();
+        prop_oneof![
+            2 => crate::mutate::mutated_text(vec![text]),
+            2 => crate::mutate::mutated_json(vec![value])
+                .prop_map(|value| crate::mutate::toml_text(&value)),
+            1 => crate::mutate::deep_text().prop_map(|nested| format!("data_dir = {nested}\n")),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any file resolves or is refused as `file: key: reason`.
+        #[test]
+        fn every_file_resolves_or_is_refused_with_its_key(text in files()) {
+            match resolve(&text) {
+                Ok(config) => proptest::prop_assert!(config.limits.max_frame_bytes > 0),
+                Err(ConfigError::Invalid { path, key, reason }) => {
+                    proptest::prop_assert_eq!(path.as_str(), "test.toml");
+                    proptest::prop_assert!(!reason.is_empty() && !reason.contains('\n'), "{}: {}", key, reason);
+                }
+                Err(error) => proptest::prop_assert!(false, "{}", error),
+            }
+        }
     }
 }

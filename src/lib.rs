@@ -16,6 +16,7 @@
 //! - [`session`]: the generic WebSocket session actor.
 //! - [`faces`]: one module per wire protocol.
 //! - [`store`]: sled trees and migrations.
+//! - `mutate` (tests only): generated and mutated input for the property tests of every decoder.
 //!
 //! # Layers
 //! Each module uses only modules of the layers below it, never one above (no import cycles):
@@ -40,6 +41,8 @@ pub mod faces;
 pub mod frame_header;
 pub mod jsonpath;
 pub mod metrics;
+#[cfg(test)]
+mod mutate;
 pub mod names;
 pub mod outbound;
 pub mod registry;

@@ -570,7 +570,7 @@ pub fn parse_document(value: &Value) -> Result<Document, Invalid> {
         }
         if !is_variable_name(name) {
             return Err(Invalid::at(
-                format!("/variables/{name}"),
+                format!("/variables/{}", pointer_segment(name)),
                 "a variable name matches [A-Za-z_][A-Za-z0-9_]{0,63}",
             ));
         }
@@ -1083,13 +1083,18 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Invalid> {
     })
 }
 
+/// `key` as one segment of a JSON pointer (RFC 6901): `~` and `/` escaped.
+fn pointer_segment(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 /// A serde path as a JSON pointer (`steps[0].kind` → `/steps/0/kind`).
 fn pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     path.iter()
         .filter_map(|segment| match segment {
             Segment::Seq { index } => Some(format!("/{index}")),
-            Segment::Map { key } => Some(format!("/{}", key.replace('~', "~0").replace('/', "~1"))),
+            Segment::Map { key } => Some(format!("/{}", pointer_segment(key))),
             Segment::Enum { .. } | Segment::Unknown => None,
         })
         .collect()
@@ -1215,6 +1220,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_variable_name_is_reported_at_its_escaped_pointer() {
+        let mut document = action(json!([{"kind": "log", "message": "x"}]));
+        document["variables"] = json!({"a/b~c": 1});
+        let error = parse_document(&document).unwrap_err();
+        assert_eq!(error.pointer, "/variables/a~1b~0c");
+        assert_eq!(document.pointer("/variables/a~1b~0c"), Some(&json!(1)));
+    }
+
+    #[test]
     fn schema_versions_and_ids_are_checked() {
         let mut document = action(json!([{"kind": "log", "message": "x"}]));
         document["schemaVersion"] = json!(2);
@@ -1226,5 +1240,29 @@ mod tests {
         document["id"] = json!("not-an-id");
         assert_eq!(parse_document(&document).unwrap_err().pointer, "/id");
         assert!(is_document_id("5d2f7a1e-3b8c-4e6a-9f0d-2c4b6e8a1f3d"));
+    }
+
+    proptest::proptest! {
+        /// Any document is loaded or refused with a JSON pointer into it and a reason.
+        #[test]
+        fn every_document_loads_or_is_refused_with_a_pointer(
+            text in crate::mutate::messages(crate::mutate::rule_documents()),
+        ) {
+            let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                return Ok(());
+            };
+            match parse_document(&value) {
+                Ok(document) => {
+                    proptest::prop_assert_eq!(&value["id"], &Value::String(document.id.clone()));
+                    proptest::prop_assert!(!document.steps.is_empty() || value["steps"] == json!([]));
+                }
+                Err(invalid) => {
+                    proptest::prop_assert!(!invalid.reason.is_empty());
+                    proptest::prop_assert!(invalid.pointer.is_empty() || invalid.pointer.starts_with('/'), "{:?}", invalid);
+                    let parent = invalid.pointer.rsplit_once('/').map_or("", |(parent, _)| parent);
+                    proptest::prop_assert!(value.pointer(parent).is_some(), "{:?} in {}", invalid, value);
+                }
+            }
+        }
     }
 }

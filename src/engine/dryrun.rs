@@ -675,4 +675,20 @@ mod tests {
         assert_eq!(mismatch.pointer, "/expect/emitted/0/data/count");
         assert!(pattern(&json!({"x": null}), &json!({}), "").is_ok());
     }
+
+    proptest::proptest! {
+        /// The in-file tests of a mutated document run to a verdict each (or the file is
+        /// reported): `switchboard rules test` neither panics nor hangs on them.
+        #[test]
+        fn mutated_documents_and_tests_run_to_a_verdict(
+            text in crate::mutate::messages(crate::mutate::rule_documents()),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("d.json"), &text).unwrap();
+            let (lines, passed, failed, invalid) = test_dir(dir.path());
+            let tests = lines.iter().filter(|line| line.starts_with("ok ") || line.starts_with("FAIL ")).count();
+            proptest::prop_assert_eq!(tests, passed + failed);
+            proptest::prop_assert_eq!(invalid, lines.len() > tests, "{:?}", lines);
+        }
+    }
 }

@@ -407,4 +407,26 @@ mod tests {
         assert!(loaded.documents.documents.is_empty());
         assert!(table.actions.scan("").unwrap().is_empty());
     }
+
+    proptest::proptest! {
+        /// A folder with one good file and one mutated file loads the good one; the other is
+        /// loaded or reported on exactly one `<path>: <pointer>: <reason>` line.
+        #[test]
+        fn a_mutated_file_is_loaded_or_reported_and_the_others_still_load(
+            text in crate::mutate::messages(crate::mutate::rule_documents()),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            write(dir.path(), "a.action.json", &CELEBRATE.replace("Celebrate", "Good one"));
+            write(dir.path(), "b.json", &text);
+            let loaded = check(dir.path());
+            let documents = &loaded.documents.documents;
+            proptest::prop_assert_eq!(documents[0].name.as_str(), "Good one");
+            proptest::prop_assert_eq!(documents.len() + loaded.errors.len(), 2, "{:?}", loaded.errors);
+            for error in &loaded.errors {
+                proptest::prop_assert!(error.starts_with("b.json: "), "{}", error);
+                let reason = error.splitn(3, ": ").nth(2).unwrap_or_default();
+                proptest::prop_assert!(!reason.is_empty(), "{}", error);
+            }
+        }
+    }
 }

@@ -255,4 +255,136 @@ mod tests {
             );
         }
     }
+
+    /// JSONPath text: pieces of the syntax jsonpath_lib reads, in any order.
+    fn json_paths() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const PIECES: &[&str] = &[
+            "$",
+            ".a",
+            ".kind",
+            "..kind",
+            ".*",
+            "..*",
+            "[0]",
+            "[-1]",
+            "[*]",
+            "['a']",
+            "[\"b\"]",
+            "[0,1]",
+            "[1:]",
+            "[:2]",
+            "[-2:]",
+            "[::2]",
+            "[0:4:1]",
+            "[?(@.a)]",
+            "[?(@.a == 1)]",
+            "[?(@.a > 'x')]",
+            "[?(@.a && @.b)]",
+            "[?(@.a =~ /x/)]",
+            "[?(@..a)]",
+            "[",
+            "]",
+            "(",
+            ")",
+            "?",
+            "@",
+            ".",
+            "..",
+            "'",
+            "\"",
+            ",",
+            ":",
+            "-",
+            "1e400",
+            "99999999999999999999",
+        ];
+        let built = prop::collection::vec(prop::sample::select(PIECES), 0..8)
+            .prop_map(|pieces| format!("${}", pieces.concat()));
+        let valid = [
+            "$.kind",
+            "$.player.id",
+            "$..text",
+            "$.a[0].b",
+            "$.items[*].name",
+            "$[?(@.x == 1)].y",
+        ];
+        prop_oneof![
+            3 => built,
+            2 => crate::mutate::mutated_text(valid.iter().map(|path| (*path).to_owned()).collect()),
+            1 => crate::mutate::text(),
+        ]
+    }
+
+    /// A mapping table: targets valid and not, expressions from [`json_paths`] and of any type.
+    fn tables() -> impl proptest::strategy::Strategy<Value = Map<String, Value>> {
+        use proptest::prelude::*;
+        let target = prop_oneof![
+            prop::sample::select(
+                &[
+                    "type",
+                    "room",
+                    "user",
+                    "user.id",
+                    "user.username",
+                    "data",
+                    "data.message",
+                    "data.a.b",
+                    "source",
+                    "user.",
+                    ".data",
+                    "data..x"
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            crate::mutate::text(),
+        ];
+        let expression = prop_oneof![
+            4 => json_paths().prop_map(Value::String),
+            1 => crate::mutate::json(),
+        ];
+        prop::collection::vec((target, expression), 0..6)
+            .prop_map(|entries| entries.into_iter().collect())
+    }
+
+    /// Messages a foreign server might send.
+    fn messages() -> impl proptest::strategy::Strategy<Value = String> {
+        crate::mutate::messages(vec![
+            json!({"kind": "chat", "channel": "channel-1", "player": {"id": 7, "name": "bob", "hp": 42}, "text": "hi"}),
+            json!({"type": "hit", "damage": 3, "items": [{"name": "a"}, {"name": "b"}]}),
+        ])
+    }
+
+    proptest::proptest! {
+        /// Any path compiles or is refused with a reason, without panicking or hanging.
+        #[test]
+        fn every_json_path_compiles_or_is_refused(path in json_paths()) {
+            if let Err(reason) = compile_json_path(&path) {
+                proptest::prop_assert!(!reason.is_empty());
+            }
+        }
+
+        /// Any table compiles or names its target; a compiled mapping turns any message into
+        /// an event of the connection's source, with a type.
+        #[test]
+        fn every_mapping_compiles_or_names_its_target_and_maps_any_message(
+            table in tables(),
+            texts in proptest::collection::vec(messages(), 1..4),
+        ) {
+            let mapping = match Mapping::compile(&table) {
+                Ok(mapping) => mapping,
+                Err(error) => {
+                    proptest::prop_assert!(!error.reason.is_empty());
+                    return Ok(());
+                }
+            };
+            for text in texts {
+                let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
+                let event = mapping.apply(&message, "mygame", "custom");
+                proptest::prop_assert_eq!(event.source.as_str(), "mygame");
+                proptest::prop_assert!(!event.kind.is_empty());
+                proptest::prop_assert!(event.data.is_object());
+            }
+        }
+    }
 }

@@ -369,7 +369,7 @@ impl Handler<DeleteConnection> for OutboundManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Overrides, RawConfig};
+    use crate::config::{Config, ConfigError, Overrides, RawConfig};
 
     fn checked(text: &str) -> Result<(), String> {
         let raw: RawConfig = toml::from_str(text).unwrap();
@@ -389,5 +389,34 @@ mod tests {
         assert!(checked(nested).is_ok());
         let tls = "[[outbound]]\nname = \"g\"\nurl = \"wss://example.invalid/\"\n";
         assert!(checked(tls).unwrap_err().contains("outbound[0].url"));
+    }
+
+    proptest::proptest! {
+        /// Any `[[outbound]]` table is accepted or refused as `file: outbound[i].key: reason`,
+        /// as the start checks it.
+        #[test]
+        fn every_outbound_table_is_accepted_or_names_its_key(
+            table in crate::mutate::mutated_json(vec![serde_json::json!({"outbound": [{
+                "name": "mygame", "url": "ws://127.0.0.1:9/", "enabled": false, "source": "mygame",
+                "auth": {"token": "abc", "mode": "query"}, "default_type": "custom",
+                "mapping": {"type": "$.kind", "room": "$.channel", "user": {"id": "$.player.id"},
+                    "data.message": "$.text", "data": {"stats": {"hp": "$.player.hp"}}}}]})]),
+        ) {
+            let text = crate::mutate::toml_text(&table);
+            let Ok(raw) = crate::config::parse(&text, "test.toml") else {
+                return Ok(());
+            };
+            let Ok(config) = Config::resolve(raw, Overrides::default(), "test.toml") else {
+                return Ok(());
+            };
+            if let Err(error) = check(&config) {
+                let ConfigError::Invalid { path, key, reason } = error else {
+                    return Err(proptest::test_runner::TestCaseError::fail("not an Invalid"));
+                };
+                proptest::prop_assert_eq!(path.as_str(), "test.toml");
+                proptest::prop_assert!(key.starts_with("outbound["), "{}", key);
+                proptest::prop_assert!(!reason.is_empty());
+            }
+        }
     }
 }

@@ -240,6 +240,13 @@ const CLOSE_BUSY: Close = Close {
     reason: "Server busy, try again later",
 };
 
+/// Sent to a peer that breaks the framing rules (RFC 6455 §7.4.1): a continuation with no
+/// message to continue, a new message inside a fragmented one, a control frame over 125 bytes.
+const CLOSE_PROTOCOL_ERROR: Close = Close {
+    code: 1002,
+    reason: "Protocol error",
+};
+
 /// How many client messages may wait behind a reply before the connection is closed.
 const MAX_PENDING: usize = 1024;
 
@@ -551,7 +558,7 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
                     F::NAME,
                     self.link.id
                 );
-                self.stop(ctx);
+                self.write(vec![Out::Close(CLOSE_PROTOCOL_ERROR)], ctx);
             }
         }
     }

@@ -52,6 +52,20 @@ fn an_invalid_config_file_stops_the_start_with_exit_code_2() {
 }
 
 #[test]
+fn a_config_syntax_error_names_its_line_and_column() {
+    let dirs = Dirs::new();
+    let config = dirs.rules.path().join("bad.toml");
+    std::fs::write(&config, "[custom]\nenabled =").unwrap();
+    let output = switchboard(&["--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml: line 2, column 10: invalid TOML syntax"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn rules_test_passes_the_shipped_samples() {
     let rules = project_dir().join("rules");
     let output = switchboard(&["rules", "test", rules.to_str().unwrap()]);

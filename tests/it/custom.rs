@@ -193,3 +193,48 @@ async fn one_bus_every_face() {
     );
     assert_eq!(frame["event"]["room"], "channel-1");
 }
+
+#[tokio::test]
+async fn numbers_pass_through_unchanged() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start();
+    let mut request = server.url("custom").into_client_request().unwrap();
+    let bearer = format!("Bearer {}", server.token()).parse().unwrap();
+    request.headers_mut().insert("Authorization", bearer);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // Read back exactly as written: each is the shortest text of its double.
+    let numbers = [
+        "2.531018318312808e-17",
+        "0.30000000000000004",
+        "1.7976931348623157e308",
+    ];
+    let inject = format!(
+        r#"{{"action":"injectEvent","event":{{"type":"measured","data":{{"values":[{}]}}}}}}"#,
+        numbers.join(",")
+    );
+    let subscribe = r#"{"action":"subscribe","eventTypes":["measured"]}"#;
+    socket.send(Message::Text(subscribe.into())).await.unwrap();
+    socket.send(Message::Text(inject)).await.unwrap();
+    let event = loop {
+        let frame = tokio::time::timeout(crate::support::TIMEOUT, socket.next()).await;
+        match frame.expect("a frame in time") {
+            Some(Ok(Message::Text(text))) if text.contains(r#""action":"event""#) => break text,
+            Some(Ok(_)) => continue,
+            other => panic!("the connection ended: {other:?}"),
+        }
+    };
+    let values: Vec<&str> = numbers
+        .iter()
+        .map(|number| number.replace("e308", "e+308"))
+        .map(|number| {
+            if event.contains(&number) {
+                "kept"
+            } else {
+                "changed"
+            }
+        })
+        .collect();
+    assert_eq!(values, ["kept"; 3], "{event}");
+}

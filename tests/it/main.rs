@@ -8,6 +8,7 @@ mod crash;
 mod custom;
 mod engine;
 mod examples;
+mod fuzz;
 mod http;
 mod limits;
 mod outbound;

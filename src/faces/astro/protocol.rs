@@ -819,4 +819,42 @@ mod tests {
         let second: Value = serde_json::from_str(&welcome("c")).unwrap();
         assert_ne!(first["id"], second["id"]);
     }
+
+    /// Valid requests of both types, the mutation seeds.
+    fn samples() -> Vec<Value> {
+        vec![
+            json!({"type": "subscribe", "nonce": "req-001", "data": {"topic": "channel.activities",
+                "room": "channel-1", "token": "owner-secret", "token_type": "apikey"}}),
+            json!({"type": "subscribe", "data": {"topic": "channel.tips", "token": "t", "token_type": "jwt"}}),
+            json!({"type": "unsubscribe", "nonce": "req-003", "data": {"topic": "channel.activities", "room": "channel-1"}}),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any message is a request of §4 or a failure whose response carries an error code of
+        /// §6, its message, and the message's nonce only when it was a string.
+        #[test]
+        fn every_message_is_a_request_or_a_failed_response(text in crate::mutate::messages(samples())) {
+            let sent: Option<Value> = serde_json::from_str(&text).ok();
+            let nonce = sent.as_ref().and_then(|sent| sent.get("nonce")).and_then(Value::as_str);
+            match parse(&text) {
+                Ok(Request::Subscribe { nonce: echoed, topic, token, .. }) => {
+                    proptest::prop_assert_eq!(echoed.as_deref(), nonce);
+                    proptest::prop_assert_eq!(topics::topic(topic.name).map(|known| known.name), Some(topic.name));
+                    proptest::prop_assert!(!token.is_empty());
+                }
+                Ok(Request::Unsubscribe { nonce: echoed, .. }) => {
+                    proptest::prop_assert_eq!(echoed.as_deref(), nonce);
+                }
+                Err(refused) => {
+                    proptest::prop_assert!(refused.nonce.is_none() || refused.nonce.as_deref() == nonce);
+                    let response: Value = serde_json::from_str(&failure(&refused)).unwrap();
+                    proptest::prop_assert_eq!(&response["type"], "response");
+                    proptest::prop_assert_eq!(&response["error"], &serde_json::to_value(refused.code).unwrap());
+                    proptest::prop_assert_eq!(&response["data"]["message"], &Value::String(refused.message.clone()));
+                    proptest::prop_assert_eq!(response.get("nonce").and_then(Value::as_str), refused.nonce.as_deref());
+                }
+            }
+        }
+    }
 }

@@ -336,4 +336,21 @@ mod tests {
         assert_ne!(first, new_secret());
         assert_ne!(first, [0u8; 32]);
     }
+
+    proptest::proptest! {
+        /// A reconnect token changed in any way, or any string at all, is refused or (a change
+        /// the encoding ignores) read back as exactly what was issued: it never panics and no
+        /// other subscriptions can be forged.
+        #[test]
+        fn a_mutated_token_is_refused_or_unchanged(
+            token in crate::mutate::mutated_text(vec![keys().issue(&subs(), NOW)]),
+            other in crate::mutate::text(),
+        ) {
+            let keys = keys();
+            if let Ok(read) = keys.verify(&token, NOW) {
+                proptest::prop_assert_eq!(read, subs());
+            }
+            proptest::prop_assert!(keys.verify(&other, NOW).is_err());
+        }
+    }
 }

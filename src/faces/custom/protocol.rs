@@ -303,4 +303,43 @@ mod tests {
             Err(Refusal(ErrorCode::InvalidPayload, _))
         ));
     }
+
+    /// Valid messages of every action, the mutation seeds.
+    pub fn samples() -> Vec<Value> {
+        vec![
+            json!({"action": "injectEvent", "event": {"type": "boss_defeated", "source": "mygame",
+                "room": "channel-1", "data": {"boss": "Dragon", "hp": 0},
+                "user": {"id": 42, "username": "bob", "nickname": "Bob", "level": 3}}}),
+            json!({"action": "injectEvent", "event": {"type": "follow"}}),
+            json!({"action": "triggerRule", "ruleId": "01JC1XMWCEJZ05XHT5GMEJ146S"}),
+            json!({"action": "triggerRule", "ruleName": "Celebrate"}),
+            json!({"action": "subscribe", "eventTypes": ["follow", "gift_sub"], "sources": ["twitch"]}),
+            json!({"action": "subscribe"}),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any message is a request or a refusal whose error frame has the shape of §1.8.
+        #[test]
+        fn every_message_is_a_request_or_an_error_frame(text in crate::mutate::messages(samples())) {
+            match parse(&text) {
+                Ok(Request::InjectEvent(event)) => {
+                    proptest::prop_assert!(!event.kind.trim().is_empty());
+                    proptest::prop_assert!(!event.source.is_empty());
+                    proptest::prop_assert!(event.data.is_object());
+                }
+                Ok(Request::TriggerRule { id, name }) => {
+                    proptest::prop_assert!(id.is_some_and(|id| !id.is_empty()) || name.is_some_and(|name| !name.is_empty()));
+                }
+                Ok(Request::Subscribe { .. }) => {}
+                Err(Refusal(code, message)) => {
+                    proptest::prop_assert!(!message.is_empty());
+                    let frame: Value = serde_json::from_str(&error(code, message.clone())).unwrap();
+                    proptest::prop_assert_eq!(&frame["action"], "error");
+                    proptest::prop_assert!(["INVALID_ACTION", "INVALID_PAYLOAD"].contains(&frame["code"].as_str().unwrap_or_default()), "{}", frame);
+                    proptest::prop_assert_eq!(&frame["message"], &Value::String(message));
+                }
+            }
+        }
+    }
 }

@@ -192,4 +192,51 @@ mod tests {
         assert_eq!(sent[1], ("interaction:create", r#"{"id":"9"}"#.to_owned()));
         assert!(payloads(&Event::new("twitch", "follow", json!({}))).is_empty());
     }
+
+    /// Valid payloads of `subscribe` / `unsubscribe` and `inject`, the mutation seeds.
+    fn samples() -> Vec<Value> {
+        vec![
+            json!({"guildIds": ["111", "222"]}),
+            json!({"guildIds": []}),
+            json!({"event": "messageCreate", "guildId": "111", "data": {"content": "hi", "author": {"id": "9"}}}),
+            json!({"event": "userUpdate", "guildId": null}),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any payload of any event is read or refused with a message of §4; `subscribe` joins
+        /// each non-empty id once, and never more than [`MAX_GUILDS`].
+        #[test]
+        fn every_payload_is_read_or_refused(text in crate::mutate::messages(samples())) {
+            let payload: Option<Value> = serde_json::from_str(&text).ok();
+            match guild_ids(payload.as_ref()) {
+                Ok(ids) => {
+                    proptest::prop_assert!(ids.len() <= MAX_GUILDS);
+                    let joined = joined(&ids);
+                    proptest::prop_assert!(joined.iter().all(|id| !id.is_empty() && ids.contains(id)));
+                    let unique: std::collections::HashSet<&String> = joined.iter().collect();
+                    proptest::prop_assert_eq!(unique.len(), joined.len());
+                }
+                Err(refusal) => {
+                    proptest::prop_assert!(!refusal.0.is_empty());
+                    proptest::prop_assert_eq!(refusal.error()["code"].clone(), json!(INVALID_PAYLOAD));
+                }
+            }
+            match injected(payload.as_ref()) {
+                Ok(event) => {
+                    proptest::prop_assert_eq!(event.source.as_str(), "discord");
+                    proptest::prop_assert!(!event.kind.trim().is_empty());
+                    proptest::prop_assert!(event.data.is_object());
+                    proptest::prop_assert!(event.room.as_deref() != Some(""));
+                    proptest::prop_assert!(!payloads(&event).is_empty());
+                }
+                Err(refusal) => {
+                    let ack = refusal.ack();
+                    proptest::prop_assert_eq!(&ack["status"], "error");
+                    proptest::prop_assert_eq!(&ack["code"], INVALID_PAYLOAD);
+                    proptest::prop_assert!(ack["message"].as_str().is_some_and(|message| !message.is_empty()));
+                }
+            }
+        }
+    }
 }

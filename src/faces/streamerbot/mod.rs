@@ -624,3 +624,105 @@ fn get_user_pronouns(request: &Map<String, Value>) -> Result<Answer, Reply> {
     non_empty_string(request, "userLogin")?;
     Ok(Answer::Now(Reply::error("No pronoun service")))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::test_runner::TestRunner;
+
+    use super::*;
+
+    /// Valid requests with every parameter the face reads, the mutation seeds.
+    fn samples() -> Vec<Value> {
+        vec![
+            json!({"request": "Subscribe", "id": "s1", "events": {"Twitch": ["Follow", "Cheer"], "General": ["Custom"]}}),
+            json!({"request": "UnSubscribe", "id": 7, "events": {"*": ["*"]}}),
+            json!({"request": "DoAction", "id": "d1", "action": {"id": "01JC1XMWCEJZ05XHT5GMEJ146S", "name": "Celebrate"}, "args": {"boss": "Dragon", "sbClientResponse": "r1"}}),
+            json!({"request": "ExecuteCodeTrigger", "id": "e1", "triggerName": "boss_defeated", "args": {"hp": 0}}),
+            json!({"request": "GetGlobal", "id": "g1", "variable": "deaths", "persisted": true}),
+            json!({"request": "TwitchGetUserGlobals", "id": "u1", "variable": "score", "persisted": false}),
+            json!({"request": "YouTubeGetUserGlobal", "id": "u2", "userId": "42", "variable": "score"}),
+            json!({"request": "SendMessage", "id": "m1", "platform": "twitch", "message": "hi", "bot": true, "internal": false, "replyId": "x"}),
+            json!({"request": "GetUserPronouns", "id": "p1", "platform": "kick", "userLogin": "bob"}),
+            json!({"request": "Authenticate", "id": "a1", "authentication": "abc"}),
+            json!({"request": "GetInfo", "id": "i1"}),
+        ]
+    }
+
+    /// The parameter checks and store reads a request reaches without the engine, as
+    /// `dispatch` runs them.
+    fn answer(request: &Map<String, Value>, globals: &Table<Value>) -> Vec<Reply> {
+        let name = request.get("request").and_then(Value::as_str).unwrap_or("");
+        let mut replies = vec![
+            subscriptions::parse(param(request, "events"))
+                .and_then(|events| {
+                    let mut subscriptions = Subscriptions::default();
+                    subscriptions.add(&events)?;
+                    subscriptions.remove(&events);
+                    Ok(Reply::ok())
+                })
+                .unwrap_or_else(|refused| refused),
+            object_param(request, "args").map_or_else(|refused| refused, |_| Reply::ok()),
+            send_message(request).map_or_else(|refused| refused, |_| Reply::ok()),
+            get_user_pronouns(request).map_or_else(|refused| refused, |_| Reply::ok()),
+        ];
+        if let Ok(persisted) = persisted(request) {
+            replies.push(variables::global(globals, request, persisted));
+            replies.push(variables::globals(globals, persisted));
+            for platform in Platform::ALL {
+                replies.push(variables::user_globals(
+                    globals, platform, request, persisted,
+                ));
+                replies.push(variables::user_global(
+                    globals, platform, request, persisted,
+                ));
+            }
+        }
+        if Request::parse(name).is_none() {
+            replies.push(Reply::error(format!("Unknown request: {name}")));
+        }
+        replies
+    }
+
+    /// Any request is answered with a frame of §4: `status` ok, or error with an `error`
+    /// message, and the request's `id` echoed.
+    #[test]
+    fn every_request_is_answered_in_the_reply_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let globals: Table<Value> = store.table("globals").unwrap();
+        globals
+            .insert(
+                "g/deaths",
+                &json!({"value": 3, "updatedAt": "2025-01-01T00:00:00Z"}),
+            )
+            .unwrap();
+        globals
+            .insert("u/twitch:42/score", &json!({"value": 1, "username": "bob"}))
+            .unwrap();
+        let mut runner = TestRunner::default();
+        let result = runner.run(&crate::mutate::messages(samples()), |text| {
+            let request = match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(request)) => request,
+                _ => return Ok(()),
+            };
+            let id = request.get("id");
+            for reply in answer(&request, &globals) {
+                let frame: Value = serde_json::from_str(&reply.clone().encode(id)).unwrap();
+                proptest::prop_assert_eq!(frame.get("id"), id);
+                match (&frame["status"], &reply) {
+                    (status, Reply::Ok(_)) => proptest::prop_assert_eq!(status, "ok"),
+                    (status, Reply::Error(message)) => {
+                        proptest::prop_assert_eq!(status, "error");
+                        proptest::prop_assert!(!message.is_empty());
+                        proptest::prop_assert_eq!(&frame["error"], &Value::String(message.clone()));
+                    }
+                }
+                proptest::prop_assert!(frame.get("event").is_none());
+            }
+            Ok(())
+        });
+        if let Err(failure) = result {
+            panic!("{failure}");
+        }
+    }
+}
