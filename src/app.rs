@@ -111,8 +111,8 @@ impl Running {
         for server in &servers {
             server.pause().await;
         }
-        // Every session first gets its protocol's goodbye (1001, Socket.IO's disconnect packet);
-        // the listener threads stop after, so that they do not cut a goodbye short.
+        // Every session first gets its protocol's goodbye (1001; the Socket.IO face closes its
+        // transports itself); the listener threads stop after, so as not to cut one short.
         if let Err(error) = self.registry.send(ShutDown).await {
             log::error!("registry: not answering at shutdown: {error}");
         }

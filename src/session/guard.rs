@@ -55,6 +55,8 @@ pub enum Trip {
     Oversized(u64),
     /// An unauthenticated connection's unfinished message would go over the shared budget.
     OverBudget,
+    /// A control frame announced over 125 bytes (RFC 6455 §5.5).
+    LongControl,
 }
 
 /// What the guard and its session share (both live on the session's thread).
@@ -115,7 +117,7 @@ impl<S> FrameGuard<S> {
                     let done = *remaining == 0;
                     at += take;
                     if header.is_data() {
-                        self.hold(take).map_err(|trip| (at, trip))?;
+                        self.held += take;
                     }
                     if done {
                         self.frame_done(header);
@@ -133,6 +135,9 @@ impl<S> FrameGuard<S> {
                         if header.length > self.max_frame {
                             return Err((header_start, Trip::Oversized(header.length)));
                         }
+                        if !header.is_data() && header.length > 125 {
+                            return Err((header_start, Trip::LongControl));
+                        }
                         self.frame = Some((header, header.length));
                         if header.length == 0 {
                             self.frame_done(header);
@@ -141,20 +146,24 @@ impl<S> FrameGuard<S> {
                 }
             }
         }
-        Ok(())
+        self.settle().map_err(|trip| (chunk.len(), trip))
     }
 
-    fn hold(&mut self, bytes: usize) -> Result<(), Trip> {
-        self.held += bytes;
-        if self.shared.trusted.get() {
-            self.release();
-            return Ok(());
-        }
-        let uncharged = self.held - self.charged;
-        if !self.budget.try_charge(uncharged) {
+    /// Charges the budget with what this connection holds unfinished once a chunk has passed:
+    /// messages that end within a chunk cost nothing, and one connection is charged at most one
+    /// frame limit (the session keeps no more of a message than the message limit).
+    fn settle(&mut self) -> Result<(), Trip> {
+        let owed = if self.shared.trusted.get() {
+            0
+        } else {
+            self.held.min(self.max_frame as usize)
+        };
+        if owed <= self.charged {
+            self.budget.release(self.charged - owed);
+        } else if !self.budget.try_charge(owed - self.charged) {
             return Err(Trip::OverBudget);
         }
-        self.charged = self.held;
+        self.charged = owed;
         Ok(())
     }
 
@@ -163,7 +172,6 @@ impl<S> FrameGuard<S> {
         // A final data frame ends its message; control frames come between fragments.
         if header.is_data() && header.fin {
             self.held = 0;
-            self.release();
         }
     }
 

@@ -576,6 +576,14 @@ impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<
                 );
                 CLOSE_TOO_BIG
             }
+            Some(Trip::LongControl) => {
+                log::info!(
+                    "{} session {}: a control frame over 125 bytes, closing",
+                    F::NAME,
+                    self.link.id
+                );
+                CLOSE_PROTOCOL_ERROR
+            }
             Some(Trip::OverBudget) => {
                 log::warn!(
                     "{} session {}: unauthenticated connections hold too much unfinished input \

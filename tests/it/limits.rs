@@ -78,8 +78,8 @@ async fn unfinished_message(raw: &mut RawWs) {
 async fn unfinished_messages_of_unauthenticated_connections_share_one_budget() {
     let server = TestServer::start_with(Options {
         password: Some("secret".into()),
-        // Room for five unfinished 700 KiB messages, not six.
-        extra_toml: "[limits]\nunauthenticated_bytes = 3900000\n".into(),
+        // Room for five unfinished 700 KiB messages and 10 bytes more.
+        extra_toml: "[limits]\nunauthenticated_bytes = 3584010\n".into(),
         ..Options::default()
     });
     let mut holding = Vec::new();
@@ -99,6 +99,12 @@ async fn unfinished_messages_of_unauthenticated_connections_share_one_budget() {
     };
     assert_eq!(closed, (1013, "Server busy, try again later".to_owned()));
     server.wait_for_log("unauthenticated connections hold too much unfinished input");
+    // A whole message costs nothing: a stranger's GetInfo is still answered meanwhile.
+    let (mut stranger, _) = crate::support::Ws::streamerbot(&server).await;
+    let reply = stranger
+        .request(json!({"request": "GetInfo", "id": "full"}))
+        .await;
+    assert_eq!(reply["status"], "ok");
     // The five holding theirs keep their connections, and one that authenticates is not charged.
     for raw in &mut holding {
         raw.sync().await;
@@ -301,4 +307,38 @@ async fn a_session_whose_peer_stopped_reading_on_a_quiet_server_is_cut_off() {
         .expect("the stalled connection was reset in time")
         .expect("readiness");
     assert!(server.logs().iter().any(|line| line.contains("too slow")));
+}
+
+#[tokio::test]
+async fn a_control_frame_announcing_over_125_bytes_is_closed_1002_unread() {
+    let server = TestServer::start_with(Options {
+        password: Some("secret".into()),
+        ..Options::default()
+    });
+    let before = server.rss_mib();
+    let mut raws = Vec::new();
+    for _ in 0..16 {
+        let mut raw = RawWs::connect(server.url("streamerbot"), &[]).await;
+        // A ping announcing 3.9 MB (under the frame limit, far over 125), and all its payload
+        // but the last byte, so that every connection holds its part at once.
+        raw.writer
+            .write_all(&RawWs::header(true, 0x9, 3_900_000))
+            .await
+            .unwrap();
+        let _ = raw.writer.write_all(&vec![0; 3_899_999]).await;
+        raws.push(raw);
+    }
+    for raw in &mut raws {
+        let _ = raw.writer.write_all(&[0]).await;
+    }
+    for raw in &mut raws {
+        let closed = loop {
+            if let ServerFrame::Close(code, reason) = raw.frame().await {
+                break (code, reason);
+            }
+        };
+        assert_eq!(closed, (1002, "Protocol error".to_owned()));
+    }
+    let grown = server.peak_rss_mib().saturating_sub(before);
+    assert!(grown < 16, "the server grew by {grown} MiB");
 }
