@@ -50,6 +50,7 @@ pub struct Running {
 pub async fn start(config: &Config) -> Result<Running, AppError> {
     // Before anything counts: the handles made from now on count into the recorder.
     crate::metrics::install();
+    raise_file_limit();
     std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -194,4 +195,14 @@ async fn tokio_select(
 #[cfg(not(unix))]
 async fn wait_for_signal() -> std::io::Result<()> {
     actix_rt::signal::ctrl_c().await
+}
+
+/// Raises the soft limit on open files to the hard one: each WebSocket connection takes two
+/// descriptors (its socket and the duplicate kept to reset it, see `session::peer`), and the
+/// usual soft limits (1,024 on Linux, 256 on macOS) would halve what the hard limit allows.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => log::debug!("open files limit: {limit}"),
+        Err(error) => log::warn!("cannot raise the open files limit: {error}"),
+    }
 }

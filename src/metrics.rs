@@ -59,6 +59,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             match installed {
                 Ok(handle) => {
                     describe();
+                    upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(error) => {
@@ -75,6 +76,23 @@ pub fn render(handle: &PrometheusHandle) -> String {
     handle.run_upkeep();
     handle.render()
 }
+
+/// Histograms keep their samples until upkeep folds them in: without a Prometheus server
+/// scraping, that must still happen, or every run and flush would be kept.
+fn upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(error) = spawned {
+        log::error!("metrics: cannot start the upkeep thread: {error}");
+    }
+}
+
+/// How often the recorder's upkeep runs.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};

@@ -487,6 +487,11 @@ impl Actor for Connection {
         });
     }
 
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let name = self.settings.name.clone();
+        metrics::gauge!(crate::metrics::OUTBOUND_UP, "connection" => name).set(0.0);
+    }
+
     /// The actor ends without a [`Stop`] only when the system does: the link still gets 1000.
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         if let (false, State::Connected { link }) = (self.stopping, &mut self.state) {

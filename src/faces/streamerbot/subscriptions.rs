@@ -17,8 +17,9 @@ pub type Requested = Vec<(String, Vec<String>)>;
 /// 700 in all).
 pub const MAX_NAMES_PER_REQUEST: usize = 1_000;
 
-/// The most (source, type) pairs one connection may hold.
-pub const MAX_PAIRS: usize = 5_000;
+/// The most (source, type) pairs one connection may hold: each request costs time in
+/// proportion to it, as well as to the request.
+pub const MAX_PAIRS: usize = 1_000;
 
 /// Reads `events`, refusing anything but an object mapping sources to arrays of type names,
 /// and more than [`MAX_NAMES_PER_REQUEST`] names.
