@@ -1,10 +1,12 @@
 //! The crash test: cycles of concurrent acknowledged writes (user variables set by a rule,
 //! credits, rule documents) cut by `kill -9`; after each restart every acknowledged write is
-//! there. The suite runs 3 cycles; `SWITCHBOARD_CRASH_CYCLES=200 cargo test --release --test it
+//! there. A variable set by a rule step is acknowledged by its run's trace: the step ends once
+//! the write is on disk, and the run's trace is recorded after its last step. The suite runs 3 cycles; `SWITCHBOARD_CRASH_CYCLES=200 cargo test --release --test it
 //! crash -- --nocapture` runs more (the README's "Limits and failure behaviour" section).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -23,13 +25,13 @@ struct Acknowledged {
     variables: Mutex<BTreeSet<String>>,
     follows: Mutex<BTreeSet<String>>,
     rules: Mutex<BTreeSet<String>>,
-    count: AtomicUsize,
 }
 
 /// One writer: `write(n)` until it fails (the server is gone); each success is recorded.
 fn writer(
     stop: Arc<AtomicBool>,
     acknowledged: Arc<Acknowledged>,
+    acks: mpsc::Sender<()>,
     write: impl Fn(usize) -> Option<String> + Send + 'static,
     record: fn(&Acknowledged) -> &Mutex<BTreeSet<String>>,
 ) -> std::thread::JoinHandle<()> {
@@ -41,7 +43,7 @@ fn writer(
             match write(n) {
                 Some(key) => {
                     record(&acknowledged).lock().unwrap().insert(key);
-                    acknowledged.count.fetch_add(1, Ordering::AcqRel);
+                    let _ = acks.send(());
                 }
                 None => return,
             }
@@ -65,21 +67,42 @@ fn put(url: &str, body: &Value) -> bool {
 
 /// Starts the three writers against `server`, lets them get `acks` acknowledgements between
 /// them, then kills the server with SIGKILL while they write.
-fn write_then_kill(server: TestServer, cycle: usize, acks: usize) -> (Dirs, Arc<Acknowledged>) {
+fn write_then_kill(
+    server: TestServer,
+    cycle: usize,
+    acks_wanted: usize,
+) -> (Dirs, Arc<Acknowledged>) {
     let acknowledged = Arc::new(Acknowledged::default());
     let stop = Arc::new(AtomicBool::new(false));
     let events = server.http("/events");
     let rules = server.http("/rules/");
+    let traces = server.http("/rules/01JE0000000000000000000TCK/traces");
+    let (acks, acked) = mpsc::channel();
     let variables = {
         let events = events.clone();
         writer(
             stop.clone(),
             acknowledged.clone(),
+            acks.clone(),
             move |n| {
                 let user = format!("c{cycle}v{n}");
                 let event = json!({"source": "twitch", "type": "crash_tick",
                     "user": {"id": user, "username": user}, "data": {"n": n}});
-                post(&events, &event).then_some(user)
+                if !post(&events, &event) {
+                    return None;
+                }
+                // The run's trace (this writer's events are the rule's only ones).
+                loop {
+                    let response = ureq::get(&traces).timeout(crate::support::TIMEOUT).call();
+                    let traces: Value =
+                        serde_json::from_str(&response.ok()?.into_string().ok()?).ok()?;
+                    let done = traces["traces"].as_array()?.iter().any(|trace| {
+                        trace["event"]["userId"] == json!(user) && trace["outcome"] == "completed"
+                    });
+                    if done {
+                        return Some(user);
+                    }
+                }
             },
             |acknowledged| &acknowledged.variables,
         )
@@ -87,6 +110,7 @@ fn write_then_kill(server: TestServer, cycle: usize, acks: usize) -> (Dirs, Arc<
     let follows = writer(
         stop.clone(),
         acknowledged.clone(),
+        acks.clone(),
         move |n| {
             let name = format!("c{cycle}f{n}");
             let event = json!({"source": "twitch", "type": "follow", "user": {"nickname": name}});
@@ -97,6 +121,7 @@ fn write_then_kill(server: TestServer, cycle: usize, acks: usize) -> (Dirs, Arc<
     let documents = writer(
         stop.clone(),
         acknowledged.clone(),
+        acks,
         move |n| {
             let id = format!("01JE{cycle:06}{n:016}");
             let rule = json!({"kind": "rule", "schemaVersion": 1, "id": id, "name": id,
@@ -106,8 +131,10 @@ fn write_then_kill(server: TestServer, cycle: usize, acks: usize) -> (Dirs, Arc<
         },
         |acknowledged| &acknowledged.rules,
     );
-    while acknowledged.count.load(Ordering::Acquire) < acks {
-        std::thread::yield_now();
+    for _ in 0..acks_wanted {
+        acked
+            .recv_timeout(crate::support::TIMEOUT)
+            .expect("the writers are acknowledged");
     }
     let (dirs, _) = server.killed();
     stop.store(true, Ordering::Release);
