@@ -5,14 +5,18 @@
 //! would be read in full before being refused. The guard sits between the request payload and
 //! the parser. It ends the stream (the session then closes with the guard's [`Trip`]) as soon
 //! as a header announces more than the frame limit, or when the bytes of an unfinished message
-//! of an unauthenticated connection would go over the budget all such connections share.
+//! of an unauthenticated connection would go over the budget all such connections share. And
+//! it stops reading while the frames it let through and the session has not handled yet come
+//! to more than [`MAX_UNHANDLED`] bytes: actix decodes one frame per poll but reads whatever is
+//! ready, so a flood of small frames would otherwise pile up in its buffer.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use actix_http::error::PayloadError;
 use bytes::Bytes;
@@ -60,14 +64,31 @@ pub enum Trip {
 }
 
 /// What the guard and its session share (both live on the session's thread).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Shared {
     /// Set by the session once its client has authenticated: its messages are then no longer
     /// charged to the budget.
     pub trusted: Cell<bool>,
     /// Set by the guard when it ends the stream.
     pub tripped: Cell<Option<Trip>>,
+    /// How many frames the session has handled (one message or error per frame).
+    handled: Cell<u64>,
+    /// The guard's task, while it waits for the session to handle what it let through.
+    waiting: Cell<Option<Waker>>,
 }
+
+impl Shared {
+    /// The session handled one frame: the guard may read on.
+    pub fn handled_one(&self) {
+        self.handled.set(self.handled.get() + 1);
+        if let Some(waker) = self.waiting.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// How many bytes of whole frames may wait for the session before the guard stops reading.
+pub const MAX_UNHANDLED: usize = 64 * 1024;
 
 /// The guard over a connection's incoming bytes.
 pub struct FrameGuard<S> {
@@ -79,6 +100,11 @@ pub struct FrameGuard<S> {
     header_len: usize,
     /// The current frame: its header and the payload bytes still to come.
     frame: Option<(FrameHeader, u64)>,
+    /// The sizes of the whole frames let through and not yet handled, oldest first; their sum;
+    /// and how many of the session's handled frames are already taken off.
+    unhandled: VecDeque<usize>,
+    unhandled_bytes: usize,
+    handled_seen: u64,
     /// The payload bytes of the unfinished data message so far, and those charged to the budget.
     held: usize,
     charged: usize,
@@ -95,6 +121,9 @@ impl<S> FrameGuard<S> {
             header: [0; MAX_HEADER],
             header_len: 0,
             frame: None,
+            unhandled: VecDeque::new(),
+            unhandled_bytes: 0,
+            handled_seen: 0,
             held: 0,
             charged: 0,
             ended: false,
@@ -169,9 +198,23 @@ impl<S> FrameGuard<S> {
 
     fn frame_done(&mut self, header: FrameHeader) {
         self.frame = None;
+        let size = header.size + header.length as usize;
+        self.unhandled.push_back(size);
+        self.unhandled_bytes += size;
         // A final data frame ends its message; control frames come between fragments.
         if header.is_data() && header.fin {
             self.held = 0;
+        }
+    }
+
+    /// Forgets the frames the session has handled since the last look.
+    fn take_off_handled(&mut self) {
+        let handled = self.shared.handled.get();
+        while self.handled_seen < handled {
+            self.handled_seen += 1;
+            if let Some(size) = self.unhandled.pop_front() {
+                self.unhandled_bytes -= size;
+            }
         }
     }
 
@@ -190,6 +233,11 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended {
             return Poll::Ready(None);
+        }
+        self.take_off_handled();
+        if self.unhandled_bytes > MAX_UNHANDLED {
+            self.shared.waiting.set(Some(cx.waker().clone()));
+            return Poll::Pending;
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => match self.follow(&chunk) {

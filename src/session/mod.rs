@@ -536,6 +536,7 @@ impl<F: Face> Handler<Outgoing> for Session<F> {
 impl<F: Face> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<F> {
     fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        self.guarded.handled_one();
         match message {
             Ok(ws::Message::Text(text)) => self.message(true, self.fits(text.as_bytes()), ctx),
             Ok(ws::Message::Binary(bytes)) => self.message(false, self.fits(&bytes), ctx),

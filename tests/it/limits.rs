@@ -339,3 +339,25 @@ async fn a_control_frame_announcing_over_125_bytes_is_closed_1002_unread() {
     let grown = server.peak_rss_mib().saturating_sub(before);
     assert!(grown < 16, "the server grew by {grown} MiB");
 }
+
+#[tokio::test]
+async fn a_flood_of_small_frames_is_read_only_as_fast_as_it_is_handled() {
+    let server = TestServer::start();
+    let mut raw = RawWs::connect(server.url("streamerbot"), &[]).await;
+    let before = server.rss_mib();
+    // 32 MiB of pongs with 100-byte payloads, as fast as the socket takes them.
+    let mut pong = RawWs::header(true, 0xA, 100);
+    pong.extend_from_slice(&[b'p'; 100]);
+    let burst: Vec<u8> = pong
+        .iter()
+        .copied()
+        .cycle()
+        .take(pong.len() * 10_000)
+        .collect();
+    for _ in 0..(32 * MIB as usize) / burst.len() {
+        raw.writer.write_all(&burst).await.unwrap();
+    }
+    raw.sync().await;
+    let grown = server.peak_rss_mib().saturating_sub(before);
+    assert!(grown < 12, "the server grew by {grown} MiB");
+}
