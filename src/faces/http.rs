@@ -1,7 +1,8 @@
 //! The HTTP face (default `127.0.0.1:7474`): `GET /health`, Streamer.bot-compatible
 //! `POST /DoAction` and `GET /GetActions`, `POST /events` to inject an event (so that a game
 //! engine without WebSockets can use Switchboard too), and the document API under `/rules` and
-//! `/actions` (list, get, put, delete, traces, dry-run test).
+//! `/actions` (list, get, put, delete, traces, dry-run test), and the dashboard at `/` with its
+//! live feed at `/dashboard/feed` ([`crate::faces::dashboard`]).
 //!
 //! Errors are JSON `{"status":"error","error":"<message>"}` with a 4xx status for the caller's
 //! mistakes and 500 for internal failures.
@@ -16,10 +17,13 @@ use crate::engine::api::{DeleteDocument, GetDocument, ListDocuments, PutDocument
 use crate::engine::document::Kind;
 use crate::engine::{self, Caller, EngineError, RuleEngine};
 use crate::event::{Event, User};
+use crate::faces::dashboard::{self, feed};
 use crate::faces::{listen, listening, Setup, StartError, Started};
 use crate::outbound::{
     DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
 };
+use crate::registry::FaceKind;
+use crate::session;
 
 /// What the HTTP handlers share.
 pub struct Shared {
@@ -37,13 +41,21 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         engine: setup.engine.clone(),
         outbound: setup.outbound.clone(),
     });
+    setup.install(FaceKind::Dashboard, feed::Encoder).await?;
+    let feed = web::Data::new(feed::Shared {
+        registry: setup.registry.clone(),
+        limits: setup.limits.clone(),
+    });
     let max_body = setup.limits.max_message_bytes;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(shared.clone())
+            .app_data(feed.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(routes)
-    });
+            .configure(dashboard::routes)
+    })
+    .on_connect(session::peer::keep);
     let bound = listen(server, "http", listener.bind, "http", "/")?;
     Ok(Some(listening("http", bound)))
 }

@@ -18,11 +18,13 @@ pub enum FaceKind {
     Custom,
     Astro,
     Socketio,
+    /// The dashboard's live feed (served by the HTTP face).
+    Dashboard,
 }
 
 impl FaceKind {
     /// How many kinds there are.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     fn index(self) -> usize {
         self as usize

@@ -1,0 +1,191 @@
+// Drives Switchboard's dashboard in headless Chromium (Debian's /usr/bin/chromium) with
+// playwright-core. Usage: node dashboard.mjs <scenario> <http-url> <screenshots-dir> [args…]
+// Scenarios: feed, try, rate <custom-ws-url> <token>.
+// Prints "ok <step>" lines (and "metric <json>"); exits non-zero on the first failure.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
+
+const [scenario, base, shots, ...rest] = process.argv.slice(2);
+const TIMEOUT_MS = 10_000;
+const origin = new URL(base).origin;
+
+function ok(step) {
+  console.log(`ok ${step}`);
+}
+
+async function post(route, body) {
+  const response = await fetch(new URL(route, base), { method: 'POST', body: JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A 1366×768 page of the dashboard that fails the run if it asks anything of another origin. */
+async function open(browser, page = 'live') {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  const tab = await context.newPage();
+  tab.setDefaultTimeout(TIMEOUT_MS);
+  const foreign = [];
+  tab.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.origin !== origin && !(url.protocol === 'ws:' && url.host === new URL(base).host)) foreign.push(request.url());
+  });
+  const errors = [];
+  tab.on('pageerror', (error) => errors.push(error.message));
+  // API answers (fetch) may be errors on purpose; the page's own files may not.
+  tab.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) errors.push(message.text());
+  });
+  tab.on('response', (response) => {
+    if (response.status() >= 400 && response.request().resourceType() !== 'fetch') errors.push(`${response.status()} ${response.url()}`);
+  });
+  await tab.goto(`${base}#/${page}`);
+  await tab.getByText('Connected', { exact: true }).waitFor();
+  tab.checkClean = () => {
+    assert.deepEqual(foreign, [], 'no request leaves the server');
+    assert.deepEqual(errors, [], 'no script error');
+  };
+  return tab;
+}
+
+async function screenshot(tab, name) {
+  await tab.screenshot({ path: path.join(shots, `${name}.png`) });
+}
+
+async function feed(browser) {
+  const tab = await open(browser);
+  const answer = await post('/events', { source: 'mygame', type: 'boss_defeated', user: { username: 'alice' }, room: 'arena', data: { boss: 'Dragon' } });
+  assert.equal(answer.status, 200);
+  const row = tab.locator(`#live-rows tr[data-id="${answer.body.eventId}"]`);
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  assert.deepEqual(cells.slice(1), ['mygame', 'boss_defeated', 'alice', 'arena', '{"boss":"Dragon"}']);
+  ok('event shown');
+  // Filtering by source hides the others; pausing holds events until resumed.
+  await post('/events', { source: 'twitch', type: 'follow', user: { username: 'bob' }, data: {} });
+  await tab.locator('#live-rows tr').nth(1).waitFor();
+  await tab.locator('#page-live').getByLabel('Source').fill('twitch');
+  await tab.locator('#live-rows tr').nth(0).getByText('twitch').waitFor();
+  assert.equal(await tab.locator('#live-rows tr').count(), 1);
+  await tab.locator('#page-live').getByLabel('Source').fill('');
+  ok('filter');
+  await tab.getByRole('button', { name: 'Pause' }).click();
+  const held = await post('/events', { source: 'mygame', type: 'held', data: {} });
+  await tab.locator('#live-held').getByText('1').waitFor();
+  assert.equal(await tab.locator(`#live-rows tr[data-id="${held.body.eventId}"]`).count(), 0);
+  await tab.getByRole('button', { name: 'Resume' }).click();
+  await tab.locator(`#live-rows tr[data-id="${held.body.eventId}"]`).waitFor();
+  ok('pause');
+  for (const [source, type, user, data] of [
+    ['twitch', 'cheer', 'carol', { bits: 500, message: 'cheer500 GG' }],
+    ['tiktok', 'gift', 'dave', { giftName: 'Rose', repeatCount: 5 }],
+    ['youtube', 'superchat', 'erin', { amount: '5.00', currency: 'EUR' }],
+  ]) {
+    await post('/events', { source, type, user: { username: user }, data });
+  }
+  await tab.locator('#live-rows tr').nth(5).waitFor();
+  await screenshot(tab, 'live');
+  tab.checkClean();
+  ok('clean');
+}
+
+async function tryIt(browser) {
+  const tab = await open(browser, 'try');
+  const form = tab.locator('#try-event');
+  await form.getByLabel('Source').fill('mygame');
+  await form.getByLabel('Type').fill('level_up');
+  await form.getByLabel('User name').fill('player1');
+  await form.getByLabel('Data (JSON)').fill('{"level": 7}');
+  await form.getByRole('button', { name: 'Publish the event' }).click();
+  await tab.locator('#try-event-result').getByText('Published').waitFor();
+  await form.getByLabel('Data (JSON)').fill('{oops');
+  await form.getByRole('button', { name: 'Publish the event' }).click();
+  await tab.locator('#try-event-result').getByText('not JSON').waitFor();
+  ok('inject');
+  const action = tab.locator('#try-action');
+  await action.getByLabel('Action name').fill('No such action');
+  await action.getByRole('button', { name: 'Run the action' }).click();
+  await tab.locator('#try-action-result').getByText('Action not found').waitFor();
+  await action.getByLabel('Action name').fill(rest[0]);
+  await action.getByRole('button', { name: 'Run the action' }).click();
+  await tab.locator('#try-action-result').getByText('Started').waitFor();
+  ok('action');
+  await screenshot(tab, 'try');
+  await tab.goto(`${base}#/live`);
+  await tab.locator('#live-rows tr td', { hasText: 'level_up' }).first().waitFor({ state: 'attached' });
+  tab.checkClean();
+  ok('clean');
+}
+
+/** Injects 1,000 events a second for 10 s through the custom face while the feed is shown. */
+async function rate(browser) {
+  const [customUrl, token] = rest;
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  const tab = await context.newPage();
+  await tab.addInitScript(() => {
+    window.__perf = { longest: 0, longTasks: 0, longestFrame: 0, longestDraw: 0 };
+    // How long the page's own drawing takes, per frame (the script part of a frame).
+    const raf = window.requestAnimationFrame.bind(window);
+    window.requestAnimationFrame = (callback) => raf((now) => {
+      const start = performance.now();
+      callback(now);
+      if (window.__perf.measuring) window.__perf.longestDraw = Math.max(window.__perf.longestDraw, performance.now() - start);
+    });
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        window.__perf.longTasks++;
+        window.__perf.longest = Math.max(window.__perf.longest, entry.duration);
+      }
+    }).observe({ type: 'longtask', buffered: true });
+    let last = 0;
+    const frame = (now) => {
+      if (last && window.__perf.measuring) window.__perf.longestFrame = Math.max(window.__perf.longestFrame, now - last);
+      last = now;
+      requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+  });
+  await tab.goto(`${base}#/live`);
+  await tab.getByText('Connected', { exact: true }).waitFor({ timeout: TIMEOUT_MS });
+  await tab.evaluate(() => { window.__perf = { ...window.__perf, longest: 0, longTasks: 0, longestFrame: 0, longestDraw: 0, measuring: true }; });
+  const ws = new WebSocket(customUrl, { headers: { Authorization: `Bearer ${token}` } });
+  await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+  let acked = 0;
+  ws.on('message', (data) => { if (JSON.parse(data.toString()).action === 'injectEvent') acked++; });
+  const total = 10_000;
+  const started = Date.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor((Date.now() - started) / 1000 * 1000) + 10);
+    for (; sent < due; sent++) {
+      ws.send(JSON.stringify({ action: 'injectEvent', event: { source: 'load', type: 'tick', user: { username: `viewer${sent % 50}` }, data: { n: sent } } }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const injectedIn = Date.now() - started;
+  const deadline = Date.now() + 30_000;
+  let received = 0;
+  while (Date.now() < deadline) {
+    received = Number(await tab.locator('#live-received').textContent());
+    if (received >= total) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const perf = await tab.evaluate(() => window.__perf);
+  const rows = await tab.locator('#live-rows tr').count();
+  const newest = await tab.locator('#live-rows tr').first().locator('td').nth(5).textContent();
+  console.log(`metric ${JSON.stringify({ injected: total, injectedInMs: injectedIn, acked, received, rows, newest, longestTaskMs: perf.longest, longTasks: perf.longTasks, longestFrameMs: Math.round(perf.longestFrame), longestDrawMs: Math.round(perf.longestDraw) })}`);
+  assert.equal(received, total, 'every event reached the page');
+  assert.equal(newest, `{"n":${total - 1}}`, 'the newest event is on top');
+  assert.ok(rows <= 500, 'the table is capped');
+  ok('rate');
+  ws.close();
+}
+
+const scenarios = { feed, try: tryIt, rate };
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+try {
+  await scenarios[scenario](browser);
+} finally {
+  await browser.close();
+}
