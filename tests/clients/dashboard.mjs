@@ -1,8 +1,9 @@
 // Drives Switchboard's dashboard in headless Chromium (Debian's /usr/bin/chromium) with
 // playwright-core. Usage: node dashboard.mjs <scenario> <http-url> <screenshots-dir> [args…]
-// Scenarios: feed, try, rate <custom-ws-url> <token>.
+// Scenarios: feed, try <action>, rate <custom-ws-url> <token>, rules <rule-file> <rule-id>.
 // Prints "ok <step>" lines (and "metric <json>"); exits non-zero on the first failure.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
@@ -182,7 +183,80 @@ async function rate(browser) {
   ws.close();
 }
 
-const scenarios = { feed, try: tryIt, rate };
+/** Clicks a trace list's Refresh until `check` holds on the traces' text. */
+async function traces(tab, check) {
+  const deadline = Date.now() + TIMEOUT_MS;
+  for (;;) {
+    await tab.getByRole('button', { name: 'Refresh', exact: true }).nth(1).click();
+    await tab.locator('#rules-traces-count').getByText('trace').waitFor();
+    const texts = await tab.locator('#rules-traces > li').allTextContents();
+    if (check(texts)) return texts;
+    assert.ok(Date.now() < deadline, `traces never matched: ${JSON.stringify(texts)}`);
+    await tab.waitForTimeout(100);
+  }
+}
+
+/** Edit with an error, fix, read why it did not fire, disable. */
+async function rules(browser) {
+  const [file, id] = rest;
+  const tab = await open(browser, 'rules');
+  const page = tab.locator('#page-rules');
+  await page.getByRole('button', { name: 'Level up' }).click();
+  await tab.locator('#rules-name').getByText('Level up').waitFor();
+  const editor = tab.locator('#rules-text');
+  const before = fs.readFileSync(file, 'utf8');
+  const text = await editor.inputValue();
+  const broken = text.replace('"op": "gte"', '"op": "bigger"');
+  assert.notEqual(broken, text);
+  await editor.fill(broken);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await tab.locator('#rules-saved').getByText('Not saved').waitFor();
+  const line = broken.split('\n').findIndex((l) => l.includes('"bigger"')) + 1;
+  const error = tab.locator('#rules-errors li').first();
+  await error.getByText(`Line ${line}`).waitFor();
+  assert.match(await error.textContent(), /\/conditions\/all\/0\/op: .*bigger/);
+  assert.match(await tab.locator('#rules-gutter .ln.err').textContent(), new RegExp(`⚠ ${line}\\b`));
+  assert.match(await tab.locator('#rules-notes .note').nth(line - 1).textContent(), /bigger/);
+  assert.equal(fs.readFileSync(file, 'utf8'), before, 'the stored file is unchanged');
+  ok('error shown');
+  await screenshot(tab, 'rules-error');
+  await editor.fill(text.replace('"value": 10', '"value": 8'));
+  await page.getByRole('button', { name: 'Save' }).click();
+  await tab.locator('#rules-saved').getByText('Saved', { exact: true }).waitFor();
+  assert.equal(await tab.locator('#rules-errors li').count(), 0);
+  assert.match(fs.readFileSync(file, 'utf8'), /"value": 8/);
+  ok('fixed');
+  const low = await post('/events', { source: 'mygame', type: 'level_up', user: { username: 'speedy' }, data: { level: 3 } });
+  assert.equal(low.status, 200);
+  const [latest] = await traces(tab, (texts) => texts.length >= 1);
+  assert.match(latest, /^filtered/);
+  const failed = tab.locator('#rules-traces > li').first().locator('li.failed li.failed').first();
+  assert.match(await failed.textContent(), /event\.data\.level gte 8 — saw 3 → ✗ false/);
+  ok('trace');
+  await screenshot(tab, 'rules');
+  await post('/events', { source: 'mygame', type: 'level_up', user: { username: 'speedy' }, data: { level: 12 } });
+  await traces(tab, (texts) => texts[0].startsWith('completed'));
+  ok('fires');
+  await page.getByRole('button', { name: 'Disable' }).click();
+  await tab.locator('#rules-saved').getByText('Disabled and saved').waitFor();
+  assert.match(fs.readFileSync(file, 'utf8'), /"enabled": false/);
+  const count = (await tab.locator('#rules-traces > li').count());
+  // Enabled, this event would leave a `filtered` trace before its POST is answered.
+  await post('/events', { source: 'mygame', type: 'level_up', user: { username: 'speedy' }, data: { level: 3 } });
+  await traces(tab, (texts) => texts.length === count);
+  const row = page.locator('#rules-rows tr', { hasText: 'Level up' });
+  await row.locator('td', { hasText: /^no$/ }).waitFor();
+  ok('disabled');
+  // The dry run of the in-file test.
+  await page.getByLabel('Input').selectOption({ label: 'level 12 cheers' });
+  await page.getByRole('button', { name: 'Dry run' }).click();
+  await tab.locator('#rules-dry-result').getByText('Dry run:').waitFor();
+  ok('dry run');
+  tab.checkClean();
+  ok('clean');
+}
+
+const scenarios = { feed, try: tryIt, rate, rules };
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
   await scenarios[scenario](browser);

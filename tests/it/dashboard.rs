@@ -141,3 +141,48 @@ async fn a_dashboard_feed_that_stops_reading_is_dropped_while_a_streamerbot_clie
     server.wait_for_log("too slow");
     assert_eq!(stuck.closed().await, (1008, "Send queue full".to_owned()));
 }
+
+const LEVEL_UP_ID: &str = "01JD4Q5S8N0W4X7Y2Z6A9B1C3M";
+
+/// Fires on `mygame/level_up` at level 10 or more, for a named user.
+const LEVEL_UP: &str = r#"{
+  "kind": "rule", "schemaVersion": 1, "id": "01JD4Q5S8N0W4X7Y2Z6A9B1C3M", "name": "Level up",
+  "group": "Game", "enabled": true,
+  "triggers": [{"id": "level", "on": "level_up", "sources": ["mygame"]}],
+  "conditions": {"all": [
+    {"fact": "event.data.level", "op": "gte", "value": 10},
+    {"fact": "event.user.username", "op": "exists"}]},
+  "steps": [{"id": "cheer", "kind": "emit", "type": "levelled"}],
+  "tests": [{"name": "level 12 cheers",
+    "event": {"source": "mygame", "type": "level_up", "user": {"username": "p"}, "data": {"level": 12}},
+    "expect": {"outcome": "completed"}}]
+}"#;
+
+/// Saving an error shows it beside its line and leaves the file alone; fixing it saves; the
+/// trace of a run that did not fire shows the failed condition and the value it saw; a disabled
+/// rule no longer fires.
+#[tokio::test]
+async fn rules_are_edited_traced_and_disabled_in_the_browser() {
+    let dirs = crate::support::Dirs::new();
+    dirs.write_rule("level-up.rule.json", LEVEL_UP);
+    dirs.write_rule("celebrate.action.json", CELEBRATE);
+    let file = dirs.rules.path().join("level-up.rule.json");
+    let server = TestServer::start_in(dirs, Options::default());
+    let file = file.to_str().expect("a UTF-8 path").to_owned();
+    let output = browser("rules", &server, &[&file, LEVEL_UP_ID]).await;
+    assert_steps(
+        &output,
+        &[
+            "error shown",
+            "fixed",
+            "trace",
+            "fires",
+            "disabled",
+            "dry run",
+            "clean",
+        ],
+    );
+    let (status, stored) = server.get(&format!("/rules/{LEVEL_UP_ID}"));
+    assert_eq!(status, 200);
+    assert_eq!(stored["enabled"], false);
+}

@@ -33,6 +33,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
     (
+        "pointer.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/pointer.js"),
+    ),
+    (
+        "rules.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/rules.js"),
+    ),
+    (
         "try.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/try.js"),

@@ -1,9 +1,10 @@
 // The dashboard's pages: one section each, chosen by the address's `#/page`.
 
 import * as live from './live.js';
+import * as rules from './rules.js';
 import * as tryIt from './try.js';
 
-const pages = { live, try: tryIt };
+const pages = { live, try: tryIt, rules };
 const started = new Set();
 
 function route() {
