@@ -21,14 +21,16 @@ use crate::faces::dashboard::{self, feed};
 use crate::faces::{listen, listening, Setup, StartError, Started};
 use crate::outbound::{
     DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
+    ReconnectConnection,
 };
-use crate::registry::FaceKind;
+use crate::registry::{FaceKind, ListSessions, Registry};
 use crate::session;
 
 /// What the HTTP handlers share.
 pub struct Shared {
     pub engine: Addr<RuleEngine>,
     pub outbound: Addr<OutboundManager>,
+    pub registry: Addr<Registry>,
 }
 
 /// Starts the face, if enabled.
@@ -40,6 +42,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     let shared = web::Data::new(Shared {
         engine: setup.engine.clone(),
         outbound: setup.outbound.clone(),
+        registry: setup.registry.clone(),
     });
     setup.install(FaceKind::Dashboard, feed::Encoder).await?;
     let feed = web::Data::new(feed::Shared {
@@ -71,6 +74,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/connections/{name}", web::get().to(get_connection))
         .route("/connections/{name}", web::put().to(put_connection))
         .route("/connections/{name}", web::delete().to(delete_connection))
+        .route(
+            "/connections/{name}/reconnect",
+            web::post().to(reconnect_connection),
+        )
+        .route("/sessions", web::get().to(list_sessions))
         .service(
             web::scope("/rules")
                 .app_data(web::Data::new(Kind::Rule))
@@ -418,6 +426,34 @@ async fn delete_connection(shared: web::Data<Shared>, name: web::Path<String>) -
     {
         Ok(Ok(())) => HttpResponse::NoContent().finish(),
         Ok(Err(cause)) => outbound_error(cause),
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+/// Dials an outbound connection again now instead of at its next retry.
+async fn reconnect_connection(shared: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    let message = ReconnectConnection { name: name.clone() };
+    match shared.outbound.send(message).await {
+        Ok(Ok(())) => HttpResponse::Accepted().json(json!({"status": "ok", "name": name})),
+        Ok(Err(cause)) => outbound_error(cause),
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+/// The inbound WebSocket sessions: each one's face, client address and subscriptions, and how
+/// many each face has.
+async fn list_sessions(shared: web::Data<Shared>) -> HttpResponse {
+    match shared.registry.send(ListSessions).await {
+        Ok(sessions) => {
+            let mut by_face = Map::new();
+            for session in &sessions {
+                let count = by_face.entry(session.face).or_insert(json!(0));
+                *count = json!(count.as_u64().unwrap_or(0) + 1);
+            }
+            HttpResponse::Ok()
+                .json(json!({"sessions": sessions, "count": sessions.len(), "byFace": by_face}))
+        }
         Err(cause) => mailbox_error(cause),
     }
 }

@@ -45,6 +45,12 @@ pub struct Settings {
     pub max_frame_bytes: usize,
 }
 
+/// Dials again now: a link waiting for its next retry stops waiting, an open one is closed and
+/// redialled; one that is dialling or disabled is left alone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Redial;
+
 /// What the HTTP API reports (docs/custom.md §2.6).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -434,6 +440,24 @@ impl Handler<GetStatus> for Connection {
                 _ => None,
             },
         })
+    }
+}
+
+impl Handler<Redial> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: Redial, ctx: &mut Context<Self>) {
+        match &mut self.state {
+            State::Disabled | State::Connecting => return,
+            State::Waiting { .. } => {}
+            State::Connected { sink } => {
+                let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Normal.into())));
+                sink.close();
+            }
+        }
+        log::info!("outbound {}: redialling now, as asked", self.settings.name);
+        // `dial` moves the generation on: the waiting timer and the old stream do nothing.
+        self.dial(ctx);
     }
 }
 

@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status};
+use self::connection::{Connection, GetStatus, Reconfigure, Redial, Settings, Status};
 use self::mapping::Mapping;
 use crate::config::{Config, ConfigError, OutboundAuth, RawOutbound};
 use crate::event::Event;
@@ -67,6 +67,13 @@ pub struct PutConnection {
 #[derive(Message)]
 #[rtype(result = "Result<(), OutboundError>")]
 pub struct DeleteConnection {
+    pub name: String,
+}
+
+/// Dials a connection again now, without waiting for its next retry.
+#[derive(Message)]
+#[rtype(result = "Result<(), OutboundError>")]
+pub struct ReconnectConnection {
     pub name: String,
 }
 
@@ -319,6 +326,19 @@ impl Handler<PutConnection> for OutboundManager {
             stored.flush().await?;
             Ok(())
         })
+    }
+}
+
+impl Handler<ReconnectConnection> for OutboundManager {
+    type Result = Result<(), OutboundError>;
+
+    fn handle(&mut self, message: ReconnectConnection, _: &mut Context<Self>) -> Self::Result {
+        let child = self
+            .children
+            .get(&message.name)
+            .ok_or(OutboundError::NotFound(message.name))?;
+        child.address.do_send(Redial);
+        Ok(())
     }
 }
 

@@ -26,6 +26,17 @@ impl FaceKind {
     /// How many kinds there are.
     pub const COUNT: usize = 5;
 
+    /// The face's name, as the banner and the configuration spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaceKind::Streamerbot => "streamerbot",
+            FaceKind::Custom => "custom",
+            FaceKind::Astro => "astro",
+            FaceKind::Socketio => "socketio",
+            FaceKind::Dashboard => "dashboard",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }

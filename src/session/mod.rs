@@ -179,6 +179,7 @@ pub fn start<F: Face>(
 /// registry drops it and the peer does not read the close.
 struct SessionOutlet {
     recipient: Recipient<Outgoing>,
+    peer: Option<SocketAddr>,
     socket: Option<PeerSocket>,
     close_timeout: Duration,
 }
@@ -193,6 +194,10 @@ impl Outlet for SessionOutlet {
         if let Some(socket) = &self.socket {
             socket.cut_after(self.close_timeout);
         }
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 }
 
@@ -432,6 +437,7 @@ impl<F: Face> Actor for Session<F> {
             face: F::KIND,
             outlet: Box::new(SessionOutlet {
                 recipient: ctx.address().recipient(),
+                peer: self.link.peer,
                 socket: self.socket.clone(),
                 close_timeout: self.limits.close_timeout,
             }),

@@ -1,10 +1,12 @@
 // Drives Switchboard's dashboard in headless Chromium (Debian's /usr/bin/chromium) with
 // playwright-core. Usage: node dashboard.mjs <scenario> <http-url> <screenshots-dir> [args…]
-// Scenarios: feed, try <action>, rate <custom-ws-url> <token>, rules <rule-file> <rule-id>.
+// Scenarios: feed, try <action>, rate <custom-ws-url> <token>, rules <rule-file> <rule-id>,
+// connections (waits for a line "foreign up" on stdin between its two steps).
 // Prints "ok <step>" lines (and "metric <json>"); exits non-zero on the first failure.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
@@ -256,7 +258,30 @@ async function rules(browser) {
   ok('clean');
 }
 
-const scenarios = { feed, try: tryIt, rate, rules };
+/** An outbound link shown down turns up once its server is there; inbound sessions are listed. */
+async function connections(browser) {
+  const tab = await open(browser, 'connections');
+  const link = tab.locator('#connections-outbound tr[data-name="mygame"]');
+  await link.locator('.badge', { hasText: 'error' }).waitFor();
+  assert.notEqual(await link.locator('td').nth(3).textContent(), '', 'the last error is shown');
+  const inbound = tab.locator('#connections-inbound');
+  await inbound.locator('tr', { hasText: 'streamerbot' }).getByText('twitch/follow').waitFor();
+  await inbound.locator('tr', { hasText: 'dashboard' }).getByText('*/*').waitFor();
+  ok('down');
+  const input = readline.createInterface({ input: process.stdin });
+  for await (const line of input) if (line === 'foreign up') break;
+  input.close();
+  process.stdin.destroy();
+  await tab.getByRole('button', { name: 'Reconnect mygame' }).click();
+  await tab.locator('#connections-result').getByText('Redialling mygame').waitFor();
+  await link.locator('.badge', { hasText: 'connected' }).waitFor();
+  ok('up');
+  await screenshot(tab, 'connections');
+  tab.checkClean();
+  ok('clean');
+}
+
+const scenarios = { feed, try: tryIt, rate, rules, connections };
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
   await scenarios[scenario](browser);

@@ -186,3 +186,66 @@ async fn rules_are_edited_traced_and_disabled_in_the_browser() {
     assert_eq!(status, 200);
     assert_eq!(stored["enabled"], false);
 }
+
+/// The script's next line on stdout, within the script timeout.
+async fn next_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    let line = tokio::time::timeout(crate::support::clients::SCRIPT_TIMEOUT, lines.next_line());
+    line.await
+        .expect("a line in time")
+        .expect("stdout is readable")
+        .expect("the script printed a line before it ended")
+}
+
+/// An outbound link shown as down turns up once its foreign server starts (and Reconnect is
+/// pressed); the inbound sessions show each face's client and subscriptions.
+#[tokio::test]
+async fn an_outbound_link_shown_down_turns_up_when_its_server_starts() {
+    use tokio::io::AsyncBufReadExt;
+    use tokio::io::AsyncWriteExt;
+    // A port nothing listens on yet; the foreign server takes it later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let server = TestServer::start_with(Options {
+        extra_toml: crate::outbound::outbound_toml(port),
+        ..Options::default()
+    });
+    let (mut streamerbot, _) = Ws::streamerbot(&server).await;
+    streamerbot
+        .request(json!({"request": "Subscribe", "events": {"Twitch": ["Follow"]}, "id": "s"}))
+        .await;
+    chromium();
+    let dir = crate::support::clients::node_dir();
+    let shots = project_dir().join("docs").join("screenshots");
+    let mut script = tokio::process::Command::new("node")
+        .arg("dashboard.mjs")
+        .arg("connections")
+        .arg(server.url("http"))
+        .arg(&shots)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdin = script.stdin.take().expect("piped stdin");
+    let mut lines = tokio::io::BufReader::new(script.stdout.take().expect("piped stdout")).lines();
+    assert_eq!(next_line(&mut lines).await, "ok down");
+    let _foreign = crate::outbound::Foreign::start(port).await;
+    stdin
+        .write_all(b"foreign up\n")
+        .await
+        .expect("stdin is writable");
+    drop(stdin);
+    assert_eq!(next_line(&mut lines).await, "ok up");
+    assert_eq!(next_line(&mut lines).await, "ok clean");
+    let status = tokio::time::timeout(crate::support::clients::SCRIPT_TIMEOUT, script.wait());
+    assert!(status
+        .await
+        .expect("the script ends")
+        .expect("waited")
+        .success());
+}

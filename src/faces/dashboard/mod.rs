@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/live.js"),
     ),
+    (
+        "connections.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/connections.js"),
+    ),
     ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
     (
         "pointer.js",

@@ -1,10 +1,11 @@
 // The dashboard's pages: one section each, chosen by the address's `#/page`.
 
+import * as connections from './connections.js';
 import * as live from './live.js';
 import * as rules from './rules.js';
 import * as tryIt from './try.js';
 
-const pages = { live, try: tryIt, rules };
+const pages = { live, try: tryIt, rules, connections };
 const started = new Set();
 
 function route() {
