@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::api::{DeleteDocument, GetDocument, ListDocuments, PutDocument};
 use crate::engine::document::Kind;
-use crate::engine::{self, Caller, EngineError, RuleEngine};
+use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{Event, User};
 use crate::faces::dashboard::{self, feed};
 use crate::faces::{listen, listening, Setup, StartError, Started};
@@ -25,12 +25,15 @@ use crate::outbound::{
 };
 use crate::registry::{FaceKind, ListSessions, Registry};
 use crate::session;
+use crate::store::Table;
 
 /// What the HTTP handlers share.
 pub struct Shared {
     pub engine: Addr<RuleEngine>,
     pub outbound: Addr<OutboundManager>,
     pub registry: Addr<Registry>,
+    /// The store's `globals` tree: global and user variables.
+    pub variables: Table<Value>,
 }
 
 /// Starts the face, if enabled.
@@ -43,6 +46,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         engine: setup.engine.clone(),
         outbound: setup.outbound.clone(),
         registry: setup.registry.clone(),
+        variables: setup.store.table("globals")?,
     });
     setup.install(FaceKind::Dashboard, feed::Encoder).await?;
     let feed = web::Data::new(feed::Shared {
@@ -79,6 +83,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::post().to(reconnect_connection),
         )
         .route("/sessions", web::get().to(list_sessions))
+        .route("/credits", web::get().to(credits))
+        .route("/variables", web::get().to(variables))
         .service(
             web::scope("/rules")
                 .app_data(web::Data::new(Kind::Rule))
@@ -456,4 +462,39 @@ async fn list_sessions(shared: web::Data<Shared>) -> HttpResponse {
         }
         Err(cause) => mailbox_error(cause),
     }
+}
+
+/// The credits, in the shape of Streamer.bot's `GetCredits` (docs/streamerbot.md).
+async fn credits(shared: web::Data<Shared>) -> HttpResponse {
+    ask(&shared.engine, CreditsRequest::Get, |credits| {
+        HttpResponse::Ok().json(credits)
+    })
+    .await
+}
+
+/// Global and user variables as stored (keys `g/<name>` and `u/<source>:<userId>/<name>`).
+async fn variables(shared: web::Data<Shared>) -> HttpResponse {
+    let records = match shared.variables.scan("") {
+        Ok(records) => records,
+        Err(cause) => {
+            log::error!("http: cannot read the variables: {cause}");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");
+        }
+    };
+    let field = |record: &Value, name: &str| record.get(name).cloned().unwrap_or(Value::Null);
+    let (mut globals, mut users) = (Vec::new(), Vec::new());
+    for (key, record) in &records {
+        if let Some(name) = key.strip_prefix("g/") {
+            globals.push(json!({"name": name, "value": field(record, "value"),
+                "updatedAt": field(record, "updatedAt")}));
+        } else if let Some((user, name)) =
+            key.strip_prefix("u/").and_then(|rest| rest.split_once('/'))
+        {
+            let (source, user_id) = user.split_once(':').unwrap_or(("", user));
+            users.push(json!({"source": source, "userId": user_id, "name": name,
+                "username": field(record, "username"), "nickname": field(record, "nickname"),
+                "value": field(record, "value"), "updatedAt": field(record, "updatedAt")}));
+        }
+    }
+    HttpResponse::Ok().json(json!({"globals": globals, "users": users}))
 }

@@ -281,7 +281,29 @@ async function connections(browser) {
   ok('clean');
 }
 
-const scenarios = { feed, try: tryIt, rate, rules, connections };
+/** Credits and variables, searched. */
+async function state(browser) {
+  for (const user of ['alice', 'bob']) {
+    await post('/events', { source: 'twitch', type: 'follow', user: { id: user, username: user }, data: {} });
+  }
+  await post('/events', { source: 'tiktok', type: 'gift', user: { id: 'u7', username: 'carol' }, data: { diamondCount: 30, repeatCount: 2 } });
+  const tab = await open(browser, 'state');
+  const page = tab.locator('#page-state');
+  await page.locator('#state-credits tr', { hasText: 'alice' }).waitFor();
+  await page.locator('#state-globals tr', { hasText: 'follows' }).waitFor();
+  await page.locator('#state-users tr', { hasText: 'carol' }).waitFor();
+  ok('shown');
+  await screenshot(tab, 'state');
+  await page.getByRole('searchbox', { name: 'Search' }).fill('bob');
+  await page.locator('#state-counts').getByText('match').waitFor();
+  assert.deepEqual(await page.locator('#state-credits tr td:nth-child(2)').allTextContents(), ['bob']);
+  assert.equal(await page.locator('#state-users tr').count(), 0);
+  ok('search');
+  tab.checkClean();
+  ok('clean');
+}
+
+const scenarios = { feed, try: tryIt, rate, rules, connections, state };
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
   await scenarios[scenario](browser);

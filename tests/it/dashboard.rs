@@ -249,3 +249,31 @@ async fn an_outbound_link_shown_down_turns_up_when_its_server_starts() {
         .expect("waited")
         .success());
 }
+
+#[tokio::test]
+async fn the_state_page_shows_credits_and_variables_and_searches_them() {
+    let dirs = crate::support::Dirs::new();
+    dirs.write_rule(
+        "count-follows.rule.json",
+        r#"{"kind": "rule", "schemaVersion": 1, "id": "01JD4Q5S8N0W4X7Y2Z6A9B1C3N",
+        "name": "Count follows", "triggers": [{"id": "f", "on": "follow", "sources": ["twitch"]}],
+        "steps": [{"id": "count", "kind": "set", "var": "global.follows", "op": "add", "value": 1}]}"#,
+    );
+    dirs.write_rule(
+        "gift-diamonds.rule.json",
+        r#"{"kind": "rule", "schemaVersion": 1, "id": "01JD4Q5S8N0W4X7Y2Z6A9B1C3P",
+        "name": "Gift diamonds", "triggers": [{"id": "g", "on": "gift", "sources": ["tiktok"]}],
+        "steps": [{"id": "diamonds", "kind": "set", "var": "user.diamonds", "op": "add",
+                   "value": "{{ event.data.diamondCount }}"}]}"#,
+    );
+    let server = TestServer::start_in(dirs, Options::default());
+    let output = browser("state", &server, &[]).await;
+    assert_steps(&output, &["shown", "search", "clean"]);
+    let (status, variables) = server.get("/variables");
+    assert_eq!(status, 200);
+    assert_eq!(variables["globals"][0]["name"], "follows");
+    assert_eq!(variables["users"][0]["userId"], "u7");
+    let (status, credits) = server.get("/credits");
+    assert_eq!(status, 200);
+    assert_eq!(credits["events"]["follows"], json!(["alice", "bob"]));
+}

@@ -48,6 +48,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/rules.js"),
     ),
     (
+        "state.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/state.js"),
+    ),
+    (
         "try.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/try.js"),

@@ -3,9 +3,10 @@
 import * as connections from './connections.js';
 import * as live from './live.js';
 import * as rules from './rules.js';
+import * as stateView from './state.js';
 import * as tryIt from './try.js';
 
-const pages = { live, try: tryIt, rules, connections };
+const pages = { live, try: tryIt, rules, connections, state: stateView };
 const started = new Set();
 
 function route() {
