@@ -89,6 +89,18 @@ async function feed(browser) {
   }
   await tab.locator('#live-rows tr').nth(5).waitFor();
   await screenshot(tab, 'live');
+  // The keyboard alone: the skip link first, then the pages in order; Enter opens one.
+  await tab.reload();
+  await tab.getByText('Connected', { exact: true }).waitFor();
+  await tab.keyboard.press('Tab');
+  assert.equal(await tab.evaluate(() => document.activeElement.textContent), 'Skip to the page');
+  await tab.keyboard.press('Tab');
+  await tab.keyboard.press('Tab');
+  assert.equal(await tab.evaluate(() => document.activeElement.textContent), 'Try it');
+  await tab.keyboard.press('Enter');
+  await tab.locator('#try-title').waitFor();
+  assert.equal(await tab.evaluate(() => document.activeElement.id), 'try-title', 'the page heading takes the focus');
+  ok('keyboard');
   tab.checkClean();
   ok('clean');
 }

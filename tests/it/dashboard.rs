@@ -37,7 +37,10 @@ const CELEBRATE: &str = r#"{"kind": "action", "schemaVersion": 1, "id": "01JD3Q5
 async fn an_event_injected_over_http_appears_in_the_live_feed() {
     let server = TestServer::start();
     let output = browser("feed", &server, &[]).await;
-    assert_steps(&output, &["event shown", "filter", "pause", "clean"]);
+    assert_steps(
+        &output,
+        &["event shown", "filter", "pause", "keyboard", "clean"],
+    );
 }
 
 #[tokio::test]

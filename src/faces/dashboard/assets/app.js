@@ -9,7 +9,8 @@ import * as tryIt from './try.js';
 const pages = { live, try: tryIt, rules, connections, state: stateView };
 const started = new Set();
 
-function route() {
+/** Shows the page the address names; `moved`: the user navigated, so its heading takes the focus. */
+function route(moved) {
   const match = /^#\/([a-z]+)/.exec(location.hash);
   if (!match && location.hash && location.hash !== '#/') return; // an in-page link (skip link)
   const name = match && pages[match[1]] ? match[1] : 'live';
@@ -26,12 +27,12 @@ function route() {
     page.start();
   }
   if (page.show) page.show();
-  if (match) document.getElementById(`${name}-title`).focus();
+  if (moved === true) document.getElementById(`${name}-title`).focus();
   document.title = `${document.getElementById(`${name}-title`).textContent} · Switchboard`;
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => route(true));
 // The feed runs whatever page is shown, so that no event is missed while on another page.
 started.add('live');
 live.start();
-route();
+route(false);
