@@ -105,7 +105,8 @@ fn documents(config: &mut web::ServiceConfig) {
         .route("/{id}", web::put().to(put_document))
         .route("/{id}", web::delete().to(delete_document))
         .route("/{id}/traces", web::get().to(traces))
-        .route("/{id}/test", web::post().to(test_document));
+        .route("/{id}/test", web::post().to(test_document))
+        .route("/{id}/tests", web::post().to(run_own_tests));
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
@@ -358,6 +359,24 @@ async fn test_document(
     };
     ask(&shared.engine, message, |report| {
         HttpResponse::Ok().json(report)
+    })
+    .await
+}
+
+/// Runs the document's own tests: `{"tests": [{name, passed, …}], "passed": n, "failed": n}`.
+async fn run_own_tests(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let message = engine::RunOwnTests {
+        kind: **kind,
+        id: id.into_inner(),
+    };
+    ask(&shared.engine, message, |tests| {
+        let passed = tests.iter().filter(|test| test["passed"] == true).count();
+        HttpResponse::Ok()
+            .json(json!({"tests": tests, "passed": passed, "failed": tests.len() - passed}))
     })
     .await
 }

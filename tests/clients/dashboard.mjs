@@ -255,6 +255,9 @@ async function rules(browser) {
   await post('/events', { source: 'mygame', type: 'level_up', user: { username: 'speedy' }, data: { level: 12 } });
   await traces(tab, (texts) => texts[0].startsWith('completed'));
   ok('fires');
+  await page.getByRole('button', { name: 'Run its tests' }).click();
+  await tab.locator('#rules-tests-result').getByText('1 passed, 0 failed').waitFor();
+  ok('own tests');
   await page.getByRole('button', { name: 'Disable' }).click();
   await tab.locator('#rules-saved').getByText('Disabled and saved').waitFor();
   assert.match(fs.readFileSync(file, 'utf8'), /"enabled": false/);
@@ -265,7 +268,11 @@ async function rules(browser) {
   const row = page.locator('#rules-rows tr', { hasText: 'Level up' });
   await row.locator('td', { hasText: /^no$/ }).waitFor();
   ok('disabled');
-  // The dry run of the in-file test.
+  // A disabled rule's own test no longer matches; then a dry run of that test.
+  await page.getByRole('button', { name: 'Run its tests' }).click();
+  await tab.locator('#rules-tests-result').getByText('0 passed, 1 failed').waitFor();
+  assert.match(await tab.locator('#rules-tests-result li').textContent(), /level 12 cheers: \/expect\/outcome: expected "completed", got "noMatch"/);
+  ok('own tests fail when disabled');
   await page.getByLabel('Input').selectOption({ label: 'level 12 cheers' });
   await page.getByRole('button', { name: 'Dry run' }).click();
   await tab.locator('#rules-dry-result').getByText('Dry run:').waitFor();

@@ -219,6 +219,23 @@ async function dryRun() {
     report.trace ? el('ol', { class: 'traces' }, timeline(report.trace)) : '');
 }
 
+/** Runs the document's own tests as `switchboard rules test` does (POST /rules/{id}/tests). */
+async function ownTests() {
+  const result = $('rules-tests-result');
+  const answer = await request('POST', `${route(open.kind)}/${encodeURIComponent(open.id)}/tests`);
+  if (answer.status !== 200) {
+    result.replaceChildren(el('p', { class: 'result', 'data-ok': 'false' }, `Refused: ${errorText(answer)}`));
+    return;
+  }
+  const { tests, passed, failed } = answer.body;
+  const items = tests.map((test) => el('li', { class: test.passed ? 'passed' : 'failed' },
+    `${test.passed ? '✓' : '✗'} ${test.name}`,
+    test.passed ? '' : `: ${test.pointer || '/'}: expected ${brief(test.expected)}, got ${brief(test.got)}`));
+  result.replaceChildren(
+    el('p', { class: 'result', 'data-ok': String(failed === 0) }, tests.length ? `${passed} passed, ${failed} failed` : 'This document has no tests'),
+    el('ul', { class: 'tree' }, items));
+}
+
 function presets(document) {
   const options = [el('option', { value: '' }, 'A chosen event (edit below)')];
   for (const [index, test] of (document.tests || []).entries()) {
@@ -248,6 +265,7 @@ async function openDocument(kind, id) {
   $('rules-text').value = JSON.stringify(answer.body, null, 2);
   $('rules-errors').replaceChildren();
   $('rules-dry-result').replaceChildren();
+  $('rules-tests-result').replaceChildren();
   status('', true);
   numberLines($('rules-text').value);
   showToggle();
@@ -261,6 +279,7 @@ export function start() {
   $('rules-save').addEventListener('click', save);
   $('rules-toggle').addEventListener('click', toggle);
   $('rules-dry').addEventListener('click', dryRun);
+  $('rules-own-tests').addEventListener('click', ownTests);
   $('rules-tests').addEventListener('change', preset);
   $('rules-traces-refresh').addEventListener('click', traces);
   const editor = $('rules-text');
