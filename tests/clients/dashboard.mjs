@@ -251,6 +251,7 @@ async function rules(browser) {
   const failed = tab.locator('#rules-traces > li').first().locator('li.failed li.failed').first();
   assert.match(await failed.textContent(), /event\.data\.level gte 8 — saw 3 → ✗ false/);
   ok('trace');
+  await tab.locator('#rules-detail').evaluate((pane) => { pane.scrollTop = pane.scrollHeight; });
   await screenshot(tab, 'rules');
   await post('/events', { source: 'mygame', type: 'level_up', user: { username: 'speedy' }, data: { level: 12 } });
   await traces(tab, (texts) => texts[0].startsWith('completed'));
