@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 
 use super::core::{self, Admitted, Core, Origin};
 use super::credits::Credits;
+use super::document::Document;
 use super::env::{variable_record, Env, Failure};
 use super::loader::DocumentSet;
 use super::trace::Trace;
@@ -614,6 +615,41 @@ fn named(expected: &Value, lookup: impl Fn(&str) -> Option<Value>) -> Value {
     )
 }
 
+/// Runs one of a document's own tests on a virtual clock, without the live state, and checks its
+/// `expect`.
+fn run_test(documents: Arc<DocumentSet>, id: &str, test: &Value) -> Result<(), Box<Mismatch>> {
+    run(documents, id, test, None)
+        .map_err(|error| {
+            Box::new(Mismatch {
+                pointer: String::new(),
+                expected: Value::String("a run".into()),
+                got: Value::String(error),
+            })
+        })
+        .and_then(|report| check(test, &report))
+}
+
+/// `POST /rules/{id}/tests`: each of the document's own tests as `{name, passed, pointer?,
+/// expected?, got?}`, as `switchboard rules test` runs them.
+pub fn run_own_tests(documents: Arc<DocumentSet>, document: &Document) -> Vec<Value> {
+    document
+        .tests
+        .iter()
+        .enumerate()
+        .map(|(index, test)| {
+            let name = test
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("#{index}"), str::to_owned);
+            match run_test(documents.clone(), &document.id, test) {
+                Ok(()) => json!({"name": name, "passed": true}),
+                Err(mismatch) => json!({"name": name, "passed": false,
+                    "pointer": mismatch.pointer, "expected": mismatch.expected, "got": mismatch.got}),
+            }
+        })
+        .collect()
+}
+
 /// `switchboard rules test DIR`: every document's tests; returns (lines, passed, failed).
 pub fn test_dir(dir: &std::path::Path) -> (Vec<String>, usize, usize, bool) {
     let loaded = super::loader::check(dir);
@@ -631,16 +667,7 @@ pub fn test_dir(dir: &std::path::Path) -> (Vec<String>, usize, usize, bool) {
                 .get("name")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("#{index}"), str::to_owned);
-            let result = run(documents.clone(), &document.id, test, None)
-                .map_err(|error| {
-                    Box::new(Mismatch {
-                        pointer: String::new(),
-                        expected: Value::String("a run".into()),
-                        got: Value::String(error),
-                    })
-                })
-                .and_then(|report| check(test, &report));
-            match result {
+            match run_test(documents.clone(), &document.id, test) {
                 Ok(()) => {
                     passed += 1;
                     lines.push(format!("ok {path}: {name}"));

@@ -140,6 +140,14 @@ pub struct DryRun {
     pub test: Value,
 }
 
+/// Runs a document's own tests (as `switchboard rules test` does) and answers each one's result.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Value>, EngineError>")]
+pub struct RunOwnTests {
+    pub kind: Kind,
+    pub id: String,
+}
+
 /// Reads or changes the credits; answers the `GetCredits` payload once changes are on disk.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<Map<String, Value>, EngineError>")]
@@ -562,6 +570,19 @@ impl Handler<DryRun> for RuleEngine {
             Some(live),
         )
         .map_err(EngineError::Invalid)
+    }
+}
+
+impl Handler<RunOwnTests> for RuleEngine {
+    type Result = Result<Vec<Value>, EngineError>;
+
+    fn handle(&mut self, message: RunOwnTests, _: &mut Context<Self>) -> Self::Result {
+        let document = self
+            .documents
+            .get(message.kind, &message.id)
+            .cloned()
+            .ok_or(EngineError::DocumentNotFound(message.id))?;
+        Ok(dryrun::run_own_tests(self.documents.clone(), &document))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The HTTP face (default `127.0.0.1:7474`): `GET /health`, Streamer.bot-compatible
 //! `POST /DoAction` and `GET /GetActions`, `POST /events` to inject an event (so that a game
 //! engine without WebSockets can use Switchboard too), and the document API under `/rules` and
-//! `/actions` (list, get, put, delete, traces, dry-run test), and `GET /metrics` (Prometheus).
+//! `/actions` (list, get, put, delete, traces, dry-run test), `GET /metrics` (Prometheus), and the
+//! dashboard at `/` with its live feed at `/dashboard/feed` ([`crate::faces::dashboard`]).
 //!
 //! Errors are JSON `{"status":"error","error":"<message>"}` with a 4xx status for the caller's
 //! mistakes and 500 for internal failures.
@@ -14,17 +15,25 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::api::{DeleteDocument, GetDocument, ListDocuments, PutDocument};
 use crate::engine::document::Kind;
-use crate::engine::{self, Caller, EngineError, RuleEngine};
+use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{Event, User};
+use crate::faces::dashboard::{self, feed};
 use crate::faces::{listen, listening, Setup, StartError, Started};
 use crate::outbound::{
     DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
+    ReconnectConnection,
 };
+use crate::registry::{FaceKind, ListSessions, Registry};
+use crate::session;
+use crate::store::Table;
 
 /// What the HTTP handlers share.
 pub struct Shared {
     pub engine: Addr<RuleEngine>,
     pub outbound: Addr<OutboundManager>,
+    pub registry: Addr<Registry>,
+    /// The store's `globals` tree: global and user variables.
+    pub variables: Table<Value>,
 }
 
 /// Starts the face, if enabled.
@@ -36,14 +45,24 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     let shared = web::Data::new(Shared {
         engine: setup.engine.clone(),
         outbound: setup.outbound.clone(),
+        registry: setup.registry.clone(),
+        variables: setup.store.table("globals")?,
+    });
+    setup.install(FaceKind::Dashboard, feed::Encoder).await?;
+    let feed = web::Data::new(feed::Shared {
+        registry: setup.registry.clone(),
+        limits: setup.limits.clone(),
     });
     let max_body = setup.limits.max_message_bytes;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(shared.clone())
+            .app_data(feed.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(routes)
-    });
+            .configure(dashboard::routes)
+    })
+    .on_connect(session::peer::keep);
     let bound = listen(server, "http", listener.bind, "http", "/")?;
     Ok(Some(listening("http", bound)))
 }
@@ -60,6 +79,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/connections/{name}", web::get().to(get_connection))
         .route("/connections/{name}", web::put().to(put_connection))
         .route("/connections/{name}", web::delete().to(delete_connection))
+        .route(
+            "/connections/{name}/reconnect",
+            web::post().to(reconnect_connection),
+        )
+        .route("/sessions", web::get().to(list_sessions))
+        .route("/credits", web::get().to(credits))
+        .route("/variables", web::get().to(variables))
         .service(
             web::scope("/rules")
                 .app_data(web::Data::new(Kind::Rule))
@@ -80,7 +106,8 @@ fn documents(config: &mut web::ServiceConfig) {
         .route("/{id}", web::put().to(put_document))
         .route("/{id}", web::delete().to(delete_document))
         .route("/{id}/traces", web::get().to(traces))
-        .route("/{id}/test", web::post().to(test_document));
+        .route("/{id}/test", web::post().to(test_document))
+        .route("/{id}/tests", web::post().to(run_own_tests));
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
@@ -350,6 +377,24 @@ async fn test_document(
     .await
 }
 
+/// Runs the document's own tests: `{"tests": [{name, passed, …}], "passed": n, "failed": n}`.
+async fn run_own_tests(
+    shared: web::Data<Shared>,
+    kind: web::Data<Kind>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let message = engine::RunOwnTests {
+        kind: **kind,
+        id: id.into_inner(),
+    };
+    ask(&shared.engine, message, |tests| {
+        let passed = tests.iter().filter(|test| test["passed"] == true).count();
+        HttpResponse::Ok()
+            .json(json!({"tests": tests, "passed": passed, "failed": tests.len() - passed}))
+    })
+    .await
+}
+
 fn outbound_error(cause: OutboundError) -> HttpResponse {
     let status = match cause {
         OutboundError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -425,4 +470,67 @@ async fn delete_connection(shared: web::Data<Shared>, name: web::Path<String>) -
         Ok(Err(cause)) => outbound_error(cause),
         Err(cause) => mailbox_error(cause),
     }
+}
+
+/// Dials an outbound connection again now instead of at its next retry.
+async fn reconnect_connection(shared: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    let message = ReconnectConnection { name: name.clone() };
+    match shared.outbound.send(message).await {
+        Ok(Ok(())) => HttpResponse::Accepted().json(json!({"status": "ok", "name": name})),
+        Ok(Err(cause)) => outbound_error(cause),
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+/// The inbound WebSocket sessions: each one's face, client address and subscriptions, and how
+/// many each face has.
+async fn list_sessions(shared: web::Data<Shared>) -> HttpResponse {
+    match shared.registry.send(ListSessions).await {
+        Ok(sessions) => {
+            let mut by_face = Map::new();
+            for session in &sessions {
+                let count = by_face.entry(session.face).or_insert(json!(0));
+                *count = json!(count.as_u64().unwrap_or(0) + 1);
+            }
+            HttpResponse::Ok()
+                .json(json!({"sessions": sessions, "count": sessions.len(), "byFace": by_face}))
+        }
+        Err(cause) => mailbox_error(cause),
+    }
+}
+
+/// The credits, in the shape of Streamer.bot's `GetCredits` (docs/streamerbot.md).
+async fn credits(shared: web::Data<Shared>) -> HttpResponse {
+    ask(&shared.engine, CreditsRequest::Get, |credits| {
+        HttpResponse::Ok().json(credits)
+    })
+    .await
+}
+
+/// Global and user variables as stored (keys `g/<name>` and `u/<source>:<userId>/<name>`).
+async fn variables(shared: web::Data<Shared>) -> HttpResponse {
+    let records = match shared.variables.scan("") {
+        Ok(records) => records,
+        Err(cause) => {
+            log::error!("http: cannot read the variables: {cause}");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");
+        }
+    };
+    let field = |record: &Value, name: &str| record.get(name).cloned().unwrap_or(Value::Null);
+    let (mut globals, mut users) = (Vec::new(), Vec::new());
+    for (key, record) in &records {
+        if let Some(name) = key.strip_prefix("g/") {
+            globals.push(json!({"name": name, "value": field(record, "value"),
+                "updatedAt": field(record, "updatedAt")}));
+        } else if let Some((user, name)) =
+            key.strip_prefix("u/").and_then(|rest| rest.split_once('/'))
+        {
+            let (source, user_id) = user.split_once(':').unwrap_or(("", user));
+            users.push(json!({"source": source, "userId": user_id, "name": name,
+                "username": field(record, "username"), "nickname": field(record, "nickname"),
+                "value": field(record, "value"), "updatedAt": field(record, "updatedAt")}));
+        }
+    }
+    HttpResponse::Ok().json(json!({"globals": globals, "users": users}))
 }

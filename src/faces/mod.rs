@@ -11,6 +11,7 @@
 
 pub mod astro;
 pub mod custom;
+pub mod dashboard;
 pub mod http;
 pub mod socketio;
 pub mod streamerbot;

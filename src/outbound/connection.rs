@@ -59,6 +59,12 @@ pub struct Settings {
     pub max_queue_bytes: usize,
 }
 
+/// Dials again now: a link waiting for its next retry stops waiting, an open one is closed and
+/// redialled; one that is dialling or disabled is left alone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Redial;
+
 /// What the HTTP API reports (docs/custom.md §2.6).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -643,6 +649,22 @@ impl Handler<GetStatus> for Connection {
                 _ => None,
             },
         })
+    }
+}
+
+impl Handler<Redial> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: Redial, ctx: &mut Context<Self>) {
+        if matches!(self.state, State::Disabled | State::Connecting) || self.stopping {
+            return;
+        }
+        if let Some(link) = self.take_link() {
+            link.close(Some(Message::Close(Some(CloseCode::Normal.into()))), ctx);
+        }
+        log::info!("outbound {}: redialling now, as asked", self.settings.name);
+        // `dial` moves the generation on: the waiting timer and the old stream do nothing.
+        self.dial(ctx);
     }
 }
 

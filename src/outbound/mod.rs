@@ -19,7 +19,7 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use self::connection::{Connection, GetStatus, Reconfigure, Settings, Status, Stop};
+use self::connection::{Connection, GetStatus, Reconfigure, Redial, Settings, Status, Stop};
 use self::mapping::Mapping;
 use crate::config::{Config, ConfigError, Limits, OutboundAuth, RawOutbound};
 use crate::event::Event;
@@ -83,6 +83,13 @@ pub struct PutConnection {
 #[derive(Message)]
 #[rtype(result = "Result<(), OutboundError>")]
 pub struct DeleteConnection {
+    pub name: String,
+}
+
+/// Dials a connection again now, without waiting for its next retry.
+#[derive(Message)]
+#[rtype(result = "Result<(), OutboundError>")]
+pub struct ReconnectConnection {
     pub name: String,
 }
 
@@ -335,6 +342,19 @@ impl Handler<PutConnection> for OutboundManager {
             stored.flush().await?;
             Ok(())
         })
+    }
+}
+
+impl Handler<ReconnectConnection> for OutboundManager {
+    type Result = Result<(), OutboundError>;
+
+    fn handle(&mut self, message: ReconnectConnection, _: &mut Context<Self>) -> Self::Result {
+        let child = self
+            .children
+            .get(&message.name)
+            .ok_or(OutboundError::NotFound(message.name))?;
+        child.address.do_send(Redial);
+        Ok(())
     }
 }
 

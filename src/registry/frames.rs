@@ -18,11 +18,24 @@ pub enum FaceKind {
     Custom,
     Astro,
     Socketio,
+    /// The dashboard's live feed (served by the HTTP face).
+    Dashboard,
 }
 
 impl FaceKind {
     /// How many kinds there are.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
+
+    /// The face's name, as the banner, the configuration and the metrics spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaceKind::Streamerbot => "streamerbot",
+            FaceKind::Custom => "custom",
+            FaceKind::Astro => "astro",
+            FaceKind::Socketio => "socketio",
+            FaceKind::Dashboard => "dashboard",
+        }
+    }
 
     /// Every kind, in index order.
     pub const ALL: [FaceKind; FaceKind::COUNT] = [
@@ -30,20 +43,11 @@ impl FaceKind {
         FaceKind::Custom,
         FaceKind::Astro,
         FaceKind::Socketio,
+        FaceKind::Dashboard,
     ];
 
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// The face's name in configuration, logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            FaceKind::Streamerbot => "streamerbot",
-            FaceKind::Custom => "custom",
-            FaceKind::Astro => "astro",
-            FaceKind::Socketio => "socketio",
-        }
     }
 }
 

@@ -83,6 +83,27 @@ impl Interest {
         Arc::make_mut(pairs.entry(source.to_owned()).or_default()).insert(kind.to_owned());
     }
 
+    /// Each pair as `source/type`, followed by ` (no room)` or ` in room <room>` when it is
+    /// limited to those events.
+    pub fn describe(&self) -> Vec<String> {
+        let pairs = |pairs: &SharedPairs, suffix: &str| -> Vec<String> {
+            pairs
+                .iter()
+                .flat_map(|(source, kinds)| {
+                    kinds
+                        .iter()
+                        .map(move |kind| format!("{source}/{kind}{suffix}"))
+                })
+                .collect()
+        };
+        let mut described = pairs(&self.any_room, "");
+        described.extend(pairs(&self.no_room, " (no room)"));
+        for (room, room_pairs) in &self.rooms {
+            described.extend(pairs(room_pairs, &format!(" in room {room}")));
+        }
+        described
+    }
+
     /// Whether an event of the normalised `source` and `kind`, in `room`, is wanted.
     pub fn wants(&self, source: &str, kind: &str, room: Option<&str>) -> bool {
         matches(&self.any_room, source, kind)

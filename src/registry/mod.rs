@@ -95,6 +95,21 @@ pub struct Disconnect {
     pub session: SessionId,
 }
 
+/// Every open session: its face, client address and subscriptions, by id.
+#[derive(Message)]
+#[rtype(result = "Vec<SessionInfo>")]
+pub struct ListSessions;
+
+/// One session, as [`ListSessions`] answers it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub face: &'static str,
+    pub peer: Option<String>,
+    /// What it is subscribed to, as [`Interest::describe`] spells it.
+    pub subscriptions: Vec<String>,
+}
+
 /// Tells every session that the server is stopping.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -371,6 +386,25 @@ impl Handler<Publish> for Registry {
         for id in too_slow {
             self.remove(id);
         }
+    }
+}
+
+impl Handler<ListSessions> for Registry {
+    type Result = MessageResult<ListSessions>;
+
+    fn handle(&mut self, _: ListSessions, _: &mut Context<Self>) -> Self::Result {
+        let mut sessions: Vec<SessionInfo> = self
+            .sessions
+            .iter()
+            .map(|(id, entry)| SessionInfo {
+                id: *id,
+                face: entry.face.name(),
+                peer: entry.outlet.peer().map(|peer| peer.to_string()),
+                subscriptions: entry.wanted.interest.describe(),
+            })
+            .collect();
+        sessions.sort_by_key(|session| session.id);
+        MessageResult(sessions)
     }
 }
 

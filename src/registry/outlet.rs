@@ -47,6 +47,10 @@ pub trait Outlet {
     fn offer(&self, message: Outgoing) -> Result<(), Refused>;
     /// Tells the session to close, even when its queue is full.
     fn close(&self, why: Closing);
+    /// The client's address, when known (shown by [`super::ListSessions`]).
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
 }
 
 impl Outlet for Recipient<Outgoing> {

@@ -174,6 +174,7 @@ pub fn start<F: Face>(
 /// registry drops it and the peer does not read the close.
 struct SessionOutlet {
     recipient: Recipient<Outgoing>,
+    peer: Option<SocketAddr>,
     socket: Option<PeerSocket>,
     close_timeout: Duration,
     /// Heartbeats offered and not yet handled by the session.
@@ -199,6 +200,10 @@ impl Outlet for SessionOutlet {
         if let Some(socket) = &self.socket {
             socket.cut_after(self.close_timeout);
         }
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 }
 
@@ -447,6 +452,7 @@ impl<F: Face> Actor for Session<F> {
             face: F::KIND,
             outlet: Box::new(SessionOutlet {
                 recipient: ctx.address().recipient(),
+                peer: self.link.peer,
                 socket: self.socket.clone(),
                 close_timeout: self.limits.close_timeout,
                 heartbeats: self.heartbeats.clone(),

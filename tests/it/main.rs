@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod crash;
 mod custom;
+mod dashboard;
 mod engine;
 mod examples;
 mod fuzz;

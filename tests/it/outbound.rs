@@ -11,14 +11,14 @@ use crate::support::clients::python;
 use crate::support::{project_dir, Dirs, Options, TestServer, Ws, TIMEOUT};
 
 /// The foreign server process and its output lines.
-struct Foreign {
+pub struct Foreign {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     port: u16,
 }
 
 impl Foreign {
-    async fn start(port: u16) -> Foreign {
+    pub async fn start(port: u16) -> Foreign {
         let mut child = Command::new(python())
             .arg(project_dir().join("tests/clients/foreign_server.py"))
             .arg(port.to_string())
@@ -62,7 +62,7 @@ impl Foreign {
     }
 }
 
-fn outbound_toml(port: u16) -> String {
+pub fn outbound_toml(port: u16) -> String {
     format!(
         r#"
 [[outbound]]

@@ -43,6 +43,9 @@ pub fn node_dir() -> PathBuf {
             && dir
                 .join("node_modules/socket.io-client/package.json")
                 .is_file()
+            && dir
+                .join("node_modules/playwright-core/package.json")
+                .is_file()
         {
             return Ok(());
         }
@@ -57,6 +60,39 @@ pub fn node_dir() -> PathBuf {
         panic!("the Node client suite cannot be installed: {error}");
     }
     dir
+}
+
+/// Where Debian's Chromium is; the browser tests drive it with playwright-core.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Makes sure Debian's `chromium` package is installed (installing it with apt-get when it is
+/// not), failing, never skipping, when that is impossible.
+pub fn chromium() {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        if std::path::Path::new(CHROMIUM).is_file() {
+            return Ok(());
+        }
+        let install = || {
+            run(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-q", "chromium"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+                "apt-get install chromium",
+            )
+        };
+        // A fresh machine's package lists may be empty or old: update them once and retry.
+        install().or_else(|_| {
+            run(
+                Command::new("apt-get").args(["update", "-q"]),
+                "apt-get update",
+            )?;
+            install()
+        })
+    });
+    if let Err(error) = installed {
+        panic!("Chromium cannot be installed for the browser tests: {error}");
+    }
 }
 
 /// The Python interpreter of `tests/clients/.venv`, with `requirements.txt` installed.
