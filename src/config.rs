@@ -165,6 +165,11 @@ pub enum AuthMode {
 pub struct RawLimits {
     pub max_frame_bytes: Option<usize>,
     pub send_queue: Option<usize>,
+    pub chain_events: Option<u32>,
+    pub chain_runs: Option<u32>,
+    pub template_fuel: Option<u64>,
+    pub template_bytes: Option<usize>,
+    pub variable_bytes: Option<usize>,
 }
 
 fn default_true() -> bool {
@@ -224,6 +229,16 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Outgoing frames buffered per session before it is dropped as too slow.
     pub send_queue: usize,
+    /// Events the runs of one causal chain may publish (docs/rules.md §6.3).
+    pub chain_events: u32,
+    /// Runs one causal chain may start.
+    pub chain_runs: u32,
+    /// Instructions one template field may run (docs/rules.md §5.3).
+    pub template_fuel: u64,
+    /// Bytes one template field may read and build.
+    pub template_bytes: usize,
+    /// The largest value, as JSON, a `global.*` or `user.*` variable may hold.
+    pub variable_bytes: usize,
 }
 
 /// The resolved configuration: defaults, then the file, then the flags.
@@ -341,6 +356,22 @@ impl Config {
         if send_queue == 0 {
             return Err(invalid("limits.send_queue", "must be at least 1".into()));
         }
+        let chain_events = limits.chain_events.unwrap_or(1000);
+        let chain_runs = limits.chain_runs.unwrap_or(1000);
+        let template_fuel = limits.template_fuel.unwrap_or(50_000);
+        let template_bytes = limits.template_bytes.unwrap_or(4 * 1024 * 1024);
+        let variable_bytes = limits.variable_bytes.unwrap_or(256 * 1024);
+        for (key, value) in [
+            ("limits.chain_events", u64::from(chain_events)),
+            ("limits.chain_runs", u64::from(chain_runs)),
+            ("limits.template_fuel", template_fuel),
+            ("limits.template_bytes", template_bytes as u64),
+            ("limits.variable_bytes", variable_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (index, outbound) in raw.outbound.iter().enumerate() {
             if outbound.name.trim().is_empty() || !names.insert(outbound.name.clone()) {
@@ -396,6 +427,11 @@ impl Config {
             limits: Limits {
                 max_frame_bytes,
                 send_queue,
+                chain_events,
+                chain_runs,
+                template_fuel,
+                template_bytes,
+                variable_bytes,
             },
         })
     }
@@ -450,6 +486,11 @@ mod tests {
         assert_eq!(config.socketio.listener.bind.to_string(), "127.0.0.1:3000");
         assert_eq!(config.limits.max_frame_bytes, 1_048_576);
         assert_eq!(config.limits.send_queue, 1024);
+        assert_eq!(config.limits.chain_events, 1000);
+        assert_eq!(config.limits.chain_runs, 1000);
+        assert_eq!(config.limits.template_fuel, 50_000);
+        assert_eq!(config.limits.template_bytes, 4_194_304);
+        assert_eq!(config.limits.variable_bytes, 262_144);
     }
 
     #[test]
@@ -534,6 +575,38 @@ mod tests {
         let error = resolve(&token("a", "")).unwrap_err().to_string();
         assert!(error.contains("astro.tokens[0].room"), "{error}");
         assert!(resolve(&(token("a", "r") + &token("b", "r"))).is_ok());
+    }
+
+    #[test]
+    fn engine_limits_are_at_least_one_and_numbers() {
+        for key in [
+            "chain_events",
+            "chain_runs",
+            "template_fuel",
+            "template_bytes",
+            "variable_bytes",
+        ] {
+            let error = resolve(&format!("[limits]\n{key} = 0\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!("test.toml: limits.{key}: must be at least 1"),
+                "{key}"
+            );
+            let error = resolve(&format!("[limits]\n{key} = -1\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("test.toml: limits.{key}: ")),
+                "{error}"
+            );
+        }
+        let config = resolve("[limits]\nchain_events = 5\ntemplate_fuel = 70\n").unwrap();
+        assert_eq!(
+            (config.limits.chain_events, config.limits.template_fuel),
+            (5, 70)
+        );
     }
 
     #[test]

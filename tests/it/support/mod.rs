@@ -206,6 +206,26 @@ impl TestServer {
         (dirs, options)
     }
 
+    /// The process's peak resident set so far, in MiB (`VmHWM` in `/proc/<pid>/status`).
+    pub fn peak_rss_mib(&self) -> u64 {
+        self.proc_status_kib("VmHWM") / 1024
+    }
+
+    /// The process's resident set now, in MiB (`VmRSS`).
+    pub fn rss_mib(&self) -> u64 {
+        self.proc_status_kib("VmRSS") / 1024
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let path = format!("/proc/{}/status", self.child.0.id());
+        let status = std::fs::read_to_string(&path).expect("/proc/<pid>/status is readable");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {path}"))
+    }
+
     /// The server's log lines so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lines.lock().unwrap().clone()
