@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Map, Value};
-use switchboard::engine::core::{self, Core};
+use switchboard::engine::core::{self, Core, RunLimits};
 use switchboard::engine::document::parse_document;
 use switchboard::engine::env::{Env, Failure};
 use switchboard::engine::loader::DocumentSet;
@@ -85,7 +85,11 @@ fn rules(count: usize) -> DocumentSet {
 
 fn main() {
     let documents = Arc::new(rules(1000));
-    let shared = Rc::new(RefCell::new(Core::new(documents, Rc::new(Quiet))));
+    let shared = Rc::new(RefCell::new(Core::new(
+        documents,
+        Rc::new(Quiet),
+        RunLimits::default(),
+    )));
     let events: Vec<Event> = (0..1000)
         .map(|index| {
             let (kind, data) = match index % 4 {

@@ -8,6 +8,9 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 
 use crate::config::Config;
+use crate::engine::chain::ChainLimits;
+use crate::engine::core::RunLimits;
+use crate::engine::sandbox::TemplateLimits;
 use crate::engine::{watcher, RuleEngine, Setup as EngineSetup};
 use crate::faces::{self, StartError, Started};
 use crate::names::Names;
@@ -69,6 +72,17 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
         names: names.clone(),
         connections: config.outbound.clone(),
         rules_dir: config.rules_dir.clone(),
+        limits: RunLimits {
+            chain: ChainLimits {
+                events: config.limits.chain_events,
+                runs: config.limits.chain_runs,
+            },
+            variable_bytes: config.limits.variable_bytes,
+        },
+        templates: TemplateLimits {
+            fuel: config.limits.template_fuel,
+            bytes: config.limits.template_bytes,
+        },
     };
     let (engine, loaded) = RuleEngine::new(setup, &store).await?;
     let documents = (loaded.documents.documents.len(), loaded.errors.len());

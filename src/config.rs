@@ -169,6 +169,11 @@ pub struct RawLimits {
     pub unauthenticated_bytes: Option<usize>,
     pub close_timeout_ms: Option<u64>,
     pub outbound_queue_bytes: Option<usize>,
+    pub chain_events: Option<u32>,
+    pub chain_runs: Option<u32>,
+    pub template_fuel: Option<u64>,
+    pub template_bytes: Option<usize>,
+    pub variable_bytes: Option<usize>,
 }
 
 fn default_true() -> bool {
@@ -237,6 +242,16 @@ pub struct Limits {
     /// Bytes of `ws.send` frames one outbound link may hold unwritten; beyond it a frame is
     /// refused.
     pub outbound_queue_bytes: usize,
+    /// Events the runs of one causal chain may publish (docs/rules.md §6.3).
+    pub chain_events: u32,
+    /// Runs one causal chain may start.
+    pub chain_runs: u32,
+    /// Instructions one template field may run (docs/rules.md §5.3).
+    pub template_fuel: u64,
+    /// Bytes one template field may read and build.
+    pub template_bytes: usize,
+    /// The largest value, as JSON, a `global.*` or `user.*` variable may hold.
+    pub variable_bytes: usize,
 }
 
 /// The resolved configuration: defaults, then the file, then the flags.
@@ -381,6 +396,22 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let chain_events = limits.chain_events.unwrap_or(1000);
+        let chain_runs = limits.chain_runs.unwrap_or(1000);
+        let template_fuel = limits.template_fuel.unwrap_or(50_000);
+        let template_bytes = limits.template_bytes.unwrap_or(4 * 1024 * 1024);
+        let variable_bytes = limits.variable_bytes.unwrap_or(256 * 1024);
+        for (key, value) in [
+            ("limits.chain_events", u64::from(chain_events)),
+            ("limits.chain_runs", u64::from(chain_runs)),
+            ("limits.template_fuel", template_fuel),
+            ("limits.template_bytes", template_bytes as u64),
+            ("limits.variable_bytes", variable_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (index, outbound) in raw.outbound.iter().enumerate() {
             if outbound.name.trim().is_empty() || !names.insert(outbound.name.clone()) {
@@ -440,6 +471,11 @@ impl Config {
                 unauthenticated_bytes,
                 close_timeout: std::time::Duration::from_millis(close_timeout_ms),
                 outbound_queue_bytes,
+                chain_events,
+                chain_runs,
+                template_fuel,
+                template_bytes,
+                variable_bytes,
             },
         })
     }
@@ -529,6 +565,11 @@ mod tests {
         assert_eq!(config.limits.max_frame_bytes, 1_048_576);
         assert_eq!(config.limits.send_queue, 1024);
         assert_eq!(config.limits.outbound_queue_bytes, 8_388_608);
+        assert_eq!(config.limits.chain_events, 1000);
+        assert_eq!(config.limits.chain_runs, 1000);
+        assert_eq!(config.limits.template_fuel, 50_000);
+        assert_eq!(config.limits.template_bytes, 4_194_304);
+        assert_eq!(config.limits.variable_bytes, 262_144);
     }
 
     #[test]
@@ -624,6 +665,38 @@ mod tests {
         let error = resolve(&token("a", "")).unwrap_err().to_string();
         assert!(error.contains("astro.tokens[0].room"), "{error}");
         assert!(resolve(&(token("a", "r") + &token("b", "r"))).is_ok());
+    }
+
+    #[test]
+    fn engine_limits_are_at_least_one_and_numbers() {
+        for key in [
+            "chain_events",
+            "chain_runs",
+            "template_fuel",
+            "template_bytes",
+            "variable_bytes",
+        ] {
+            let error = resolve(&format!("[limits]\n{key} = 0\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!("test.toml: limits.{key}: must be at least 1"),
+                "{key}"
+            );
+            let error = resolve(&format!("[limits]\n{key} = -1\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("test.toml: limits.{key}: ")),
+                "{error}"
+            );
+        }
+        let config = resolve("[limits]\nchain_events = 5\ntemplate_fuel = 70\n").unwrap();
+        assert_eq!(
+            (config.limits.chain_events, config.limits.template_fuel),
+            (5, 70)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use futures::FutureExt;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::chain::{Chain, ChainLimits, Cut, Reported, SharedChain};
 use super::document::{Document, Kind, Limit, Mode, Scope};
 use super::env::SharedEnv;
 use super::facts::Facts;
@@ -30,6 +31,26 @@ pub type Shared = Rc<RefCell<Core>>;
 
 /// How deep `run_action` calls may nest.
 pub const MAX_DEPTH: u8 = 8;
+
+/// `limits.variable_bytes` by default.
+pub const DEFAULT_VARIABLE_BYTES: usize = 256 * 1024;
+
+/// What runs are held to (docs/rules.md §6.3), from `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    pub chain: ChainLimits,
+    /// The largest value, as JSON, a `set` may store in a `global.*` or `user.*` variable.
+    pub variable_bytes: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            chain: ChainLimits::default(),
+            variable_bytes: DEFAULT_VARIABLE_BYTES,
+        }
+    }
+}
 
 /// Cancellation of one run (and of the runs it waits on).
 #[derive(Default)]
@@ -103,6 +124,8 @@ pub struct Origin {
     pub force: bool,
     pub depth: u8,
     pub parent: Option<(Uuid, Rc<Control>)>,
+    /// The causal chain of the caller; `None` for a call from outside, which starts one.
+    pub chain: Option<SharedChain>,
 }
 
 #[derive(Default)]
@@ -121,11 +144,14 @@ pub struct Core {
     kept: Option<Vec<Trace>>,
     /// Dry runs: only this document matches events.
     scope: Option<String>,
+    pub limits: RunLimits,
+    /// The chains of events that runs published and the core has not matched yet, by event id.
+    followers: HashMap<Uuid, SharedChain>,
     pub env: SharedEnv,
 }
 
 impl Core {
-    pub fn new(documents: Arc<DocumentSet>, env: SharedEnv) -> Core {
+    pub fn new(documents: Arc<DocumentSet>, env: SharedEnv, limits: RunLimits) -> Core {
         Core {
             index: Index::build(&documents.documents),
             documents,
@@ -133,23 +159,46 @@ impl Core {
             traces: Traces::default(),
             kept: None,
             scope: None,
+            limits,
+            followers: HashMap::new(),
             env,
         }
     }
 
     /// A core for dry runs: every trace kept, events matched by `scope` only.
-    pub fn dry(documents: Arc<DocumentSet>, env: SharedEnv, scope: String) -> Core {
+    pub fn dry(
+        documents: Arc<DocumentSet>,
+        env: SharedEnv,
+        scope: String,
+        limits: RunLimits,
+    ) -> Core {
         Core {
             kept: Some(Vec::new()),
             scope: Some(scope),
-            ..Core::new(documents, env)
+            ..Core::new(documents, env, limits)
         }
     }
 
     /// Swaps in a new set of documents; runs in progress finish with the version they started with.
+    /// The traces of documents that are gone are dropped.
     pub fn replace(&mut self, documents: Arc<DocumentSet>) {
         self.index = Index::build(&documents.documents);
+        self.traces
+            .retain(|id| documents.documents.iter().any(|document| document.id == id));
         self.documents = documents;
+    }
+
+    /// Notes that `event`, about to be published by a run of `chain`, belongs to that chain.
+    pub fn follow(&mut self, event: Uuid, chain: SharedChain) {
+        self.followers.insert(event, chain);
+    }
+
+    /// The chain `event` belongs to: the one that published it, or a new one for an event from
+    /// outside.
+    fn chain_of(&mut self, event: &Event) -> SharedChain {
+        self.followers
+            .remove(&event.id)
+            .unwrap_or_else(|| Chain::start(event, self.limits.chain))
     }
 
     /// A document's traces, newest first.
@@ -224,6 +273,7 @@ fn run_json(document: &Document, run_id: Uuid, dry_run: bool) -> Value {
 /// Stages 2–8 for a published event: every candidate rule, in path order. Returns the
 /// documents whose trigger matched, with what became of their run.
 pub fn on_event(shared: &Shared, event: &Event) -> Vec<(String, Admitted)> {
+    let chain = shared.borrow_mut().chain_of(event);
     let source = normalise(&event.source);
     let kind = normalise(&event.kind);
     let candidates: Vec<Arc<Document>> = {
@@ -257,8 +307,16 @@ pub fn on_event(shared: &Shared, event: &Event) -> Vec<(String, Admitted)> {
             force: false,
             depth: 0,
             parent: None,
+            chain: None,
         };
-        let result = admit(shared, document.clone(), facts, event, origin, run_id);
+        let result = admit(
+            shared,
+            document.clone(),
+            facts,
+            event,
+            (origin, chain.clone()),
+            run_id,
+        );
         admitted.push((document.id.clone(), result));
     }
     admitted
@@ -305,16 +363,27 @@ pub fn call(
     };
     let run_id = Uuid::new_v4();
     let facts = shared.borrow().facts(event, args, &document, run_id);
-    Ok(admit(shared, document, facts, event, origin, run_id))
+    let chain = match origin.chain.take() {
+        Some(chain) => chain,
+        None => shared.borrow_mut().chain_of(event),
+    };
+    Ok(admit(
+        shared,
+        document,
+        facts,
+        event,
+        (origin, chain),
+        run_id,
+    ))
 }
 
-/// Stages 4–8: variables, conditions, limits, mode, then the spawned run.
+/// Stages 4–8: variables, conditions, limits, mode, then the spawned run, in `chain`.
 fn admit(
     shared: &Shared,
     document: Arc<Document>,
     mut facts: Facts,
     event: &Event,
-    origin: Origin,
+    (origin, chain): (Origin, SharedChain),
     run_id: Uuid,
 ) -> Admitted {
     let mut trace = Trace::new(
@@ -362,12 +431,12 @@ fn admit(
         trace.limits = checks;
         if let Some((outcome, denial)) = denial {
             if normalise(&event.kind) != "ruledenied" {
-                publish_denial(&env, &document, event, &trace, denial);
+                publish_denial(shared, &document, event, &trace, denial, &chain);
             }
             return refuse(shared, trace, facts, outcome, None);
         }
         // The mode decides below; limits are committed only for an admitted run.
-        let admitted = start(shared, document.clone(), facts, trace, origin);
+        let admitted = start(shared, document.clone(), facts, trace, origin, chain);
         if matches!(admitted, Admitted::Started { .. }) {
             let now = env.now().timestamp_millis();
             for (key, limit) in commits {
@@ -376,17 +445,27 @@ fn admit(
         }
         return admitted;
     }
-    start(shared, document, facts, trace, origin)
+    start(shared, document, facts, trace, origin, chain)
 }
 
-/// Stage 7 and 8: the mode, then the spawned run.
+/// Stage 7 and 8: the chain's budget and the mode, then the spawned run.
 fn start(
     shared: &Shared,
     document: Arc<Document>,
     facts: Facts,
     mut trace: Trace,
     origin: Origin,
+    chain: SharedChain,
 ) -> Admitted {
+    if let Err((cut, reported)) = chain.run() {
+        let env = shared.borrow().env.clone();
+        report_cut(&env, &cut, reported, &format!("a run of {}", document.name));
+        trace.args = facts.args;
+        trace.outcome = Outcome::Budget;
+        trace.error = Some(json!({"step": null, "code": "budget", "message": cut.to_string()}));
+        shared.borrow_mut().record(trace);
+        return Admitted::Refused(Outcome::Budget);
+    }
     let control = Rc::new(Control::default());
     let wait = {
         let mut core = shared.borrow_mut();
@@ -430,6 +509,7 @@ fn start(
         trace,
         control,
         depth: origin.depth,
+        chain,
     };
     let env = shared.borrow().env.clone();
     env.spawn(
@@ -582,14 +662,31 @@ fn commit_limit(env: &SharedEnv, key: &str, kind: LimitKind, now: i64) {
     }
 }
 
-/// The `ruleDenied` event of docs/rules.md §7.
+/// Logs the first cut of a chain (later ones are only traced): what was cut and why.
+pub fn report_cut(env: &SharedEnv, cut: &Cut, reported: Reported, what: &str) {
+    if reported == Reported::First {
+        env.log(
+            log::Level::Warn,
+            format!("{cut}: {what} is cut, and so is anything else the chain would still do"),
+        );
+    }
+}
+
+/// The `ruleDenied` event of docs/rules.md §7, published in `chain` when it has room.
 fn publish_denial(
-    env: &SharedEnv,
+    shared: &Shared,
     document: &Document,
     event: &Event,
     trace: &Trace,
     denial: Value,
+    chain: &SharedChain,
 ) {
+    let env = shared.borrow().env.clone();
+    if let Err((cut, reported)) = chain.publish() {
+        let what = format!("the ruleDenied event of {}", document.name);
+        report_cut(&env, &cut, reported, &what);
+        return;
+    }
     let remaining = denial["remainingMs"].as_i64().unwrap_or(0).max(0);
     let mut denied = Event::new(
         "switchboard",
@@ -607,5 +704,6 @@ fn publish_denial(
     denied.user = event.user.clone();
     denied.room = event.room.clone();
     denied.hops = event.hops + 1;
+    shared.borrow_mut().follow(denied.id, chain.clone());
     env.spawn(env.publish(denied).map(|_| ()).boxed_local());
 }

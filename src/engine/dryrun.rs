@@ -20,7 +20,7 @@ use futures::task::LocalSpawnExt;
 use futures::FutureExt;
 use serde_json::{json, Map, Value};
 
-use super::core::{self, Admitted, Core, Origin};
+use super::core::{self, Admitted, Core, Origin, RunLimits};
 use super::credits::Credits;
 use super::document::Document;
 use super::env::{variable_record, Env, Failure};
@@ -86,10 +86,12 @@ impl Future for Sleep {
     }
 }
 
-/// Real state a dry run on the live server reads through (writes stay in the overlay).
+/// Real state a dry run on the live server reads through (writes stay in the overlay), and the
+/// server's limits.
 pub struct LiveState {
     pub globals: Table<Value>,
     pub credits: Credits,
+    pub limits: RunLimits,
 }
 
 /// What a dry run recorded.
@@ -366,9 +368,9 @@ pub fn run(
         .filter_map(Value::as_str)
         .map(str::to_owned)
         .collect();
-    let (fallback, credits) = match live {
-        Some(live) => (Some(live.globals), live.credits),
-        None => (None, Credits::default()),
+    let (fallback, credits, limits) = match live {
+        Some(live) => (Some(live.globals), live.credits, live.limits),
+        None => (None, Credits::default(), RunLimits::default()),
     };
     let dry = Rc::new(Dry {
         clock: clock.clone(),
@@ -384,6 +386,7 @@ pub fn run(
         documents,
         dry.clone(),
         id.to_owned(),
+        limits,
     )));
     let mut results = Vec::new();
     let mut next = 0;
@@ -465,6 +468,7 @@ fn feed(
                 force: *force,
                 depth: 0,
                 parent: None,
+                chain: None,
             };
             match core::call(shared, Some(id), None, args.clone(), &event, origin) {
                 Ok(admitted) => Some(admitted),

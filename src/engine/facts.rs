@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::condition::{compare, Condition, Fact, Leaf, Op, Root};
+use super::sandbox;
 use super::template::JsonTemplate;
 use crate::event::format_time;
 
@@ -47,9 +48,15 @@ impl Facts {
         }
     }
 
-    /// The template context: the facts, with every arg also as a bare name (facts win).
+    /// The template context: the facts, with every arg also as a bare name (facts win; an arg
+    /// whose name starts like the template sandbox's own functions stays `args.<name>` only).
     pub fn context(&self) -> Value {
-        let mut context = self.args.clone();
+        let mut context: Map<String, Value> = self
+            .args
+            .iter()
+            .filter(|(name, _)| !name.starts_with(sandbox::RESERVED_PREFIX))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         context.insert("event".into(), self.event.as_ref().clone());
         context.insert("args".into(), Value::Object(self.args.clone()));
         context.insert("global".into(), Value::Object(self.global.clone()));

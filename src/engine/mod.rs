@@ -8,6 +8,7 @@
 //! (sent by the [`watcher`] and the HTTP API).
 
 pub mod api;
+pub mod chain;
 pub mod commit;
 pub mod condition;
 pub mod core;
@@ -19,6 +20,7 @@ pub mod facts;
 pub mod loader;
 pub mod matcher;
 pub mod runner;
+pub mod sandbox;
 pub mod template;
 pub mod trace;
 pub mod watcher;
@@ -34,10 +36,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use self::commit::GroupCommit;
-use self::core::{CallError, Origin, Shared};
+use self::core::{CallError, Origin, RunLimits, Shared};
 use self::credits::Credits;
 use self::document::{Kind, StepBody};
 use self::loader::{DocumentSet, Mirror};
+use self::sandbox::TemplateLimits;
 use self::trace::Trace;
 use crate::config::RawOutbound;
 use crate::event::Event;
@@ -180,6 +183,7 @@ pub struct RuleEngine {
     /// Built in `started`, when the actor has its address.
     core: Option<Shared>,
     documents: Arc<DocumentSet>,
+    run_limits: RunLimits,
 }
 
 /// The key of the credits record in its tree.
@@ -192,6 +196,9 @@ pub struct Setup {
     pub names: Arc<Names>,
     pub connections: Vec<RawOutbound>,
     pub rules_dir: PathBuf,
+    pub limits: RunLimits,
+    /// Set for the whole process when the engine is built.
+    pub templates: TemplateLimits,
 }
 
 impl RuleEngine {
@@ -201,6 +208,8 @@ impl RuleEngine {
         setup: Setup,
         store: &Store,
     ) -> Result<(RuleEngine, loader::Loaded), StoreError> {
+        // Before the documents load: their templates are checked against these limits.
+        sandbox::configure(setup.templates);
         // The refused files are reported here and returned, so the banner can count them.
         let mirror = Mirror::open(store)?;
         let loaded = loader::load(&setup.rules_dir, &mirror).await?;
@@ -235,6 +244,7 @@ impl RuleEngine {
             commit: GroupCommit::default(),
             core: None,
             documents,
+            run_limits: setup.limits,
         };
         Ok((engine, loaded))
     }
@@ -366,6 +376,7 @@ impl Actor for RuleEngine {
         self.core = Some(Rc::new(RefCell::new(core::Core::new(
             self.documents.clone(),
             Rc::new(live),
+            self.run_limits,
         ))));
     }
 
@@ -440,6 +451,7 @@ impl Handler<DoAction> for RuleEngine {
             force: false,
             depth: 0,
             parent: None,
+            chain: None,
         };
         let id = call.id.as_deref().filter(|id| !id.is_empty());
         let name = call.name.as_deref().filter(|name| !name.is_empty());
@@ -487,6 +499,7 @@ impl Handler<TriggerRule> for RuleEngine {
             force: true,
             depth: 0,
             parent: None,
+            chain: None,
         };
         core::call(
             self.core(),
@@ -562,6 +575,7 @@ impl Handler<DryRun> for RuleEngine {
         let live = dryrun::LiveState {
             globals: self.globals.clone(),
             credits: self.credits.clone(),
+            limits: self.run_limits,
         };
         dryrun::run_one(
             self.documents.clone(),

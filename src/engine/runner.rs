@@ -10,7 +10,10 @@ use futures::future::{select, Either, LocalBoxFuture};
 use futures::FutureExt;
 use serde_json::{json, Map, Value};
 
-use super::core::{self, Admitted, CallError, Control, Finished, Origin, Shared, MAX_DEPTH};
+use super::chain::SharedChain;
+use super::core::{
+    self, report_cut, Admitted, CallError, Control, Finished, Origin, Shared, MAX_DEPTH,
+};
 use super::document::{Document, Emit, RunAction, Set, SetOp, Step, StepBody, VarScope, WsMessage};
 use super::env::Failure;
 use super::facts::Facts;
@@ -35,6 +38,7 @@ pub struct Run {
     pub trace: Trace,
     pub control: Rc<Control>,
     pub depth: u8,
+    pub chain: SharedChain,
 }
 
 impl Run {
@@ -261,6 +265,7 @@ impl Run {
             force: false,
             depth: self.depth + 1,
             parent: Some((self.trace.run_id, self.control.clone())),
+            chain: Some(self.chain.clone()),
         };
         let event = self.event();
         let admitted = match core::call(
@@ -280,6 +285,16 @@ impl Run {
             }
         };
         let (outcome, args) = match admitted {
+            Admitted::Refused(Outcome::Budget) => {
+                return Err((
+                    "budget",
+                    format!(
+                        "{} was not started: {}",
+                        step.action,
+                        self.chain.runs_spent()
+                    ),
+                ))
+            }
             Admitted::Refused(outcome) => (outcome, Map::new()),
             Admitted::Started { run_id, done } => {
                 self.trace.steps[position]["childRunId"] = json!(run_id);
@@ -334,6 +349,25 @@ impl Run {
             }
         };
         let new = apply(set.op, current, value)?;
+        // Persisted variables only: they outlive the run, and every run reads them.
+        if let (Some(_), Some(value)) = (&key, &new) {
+            let limit = self.shared.borrow().limits.variable_bytes;
+            let size = serde_json::to_vec(value).map_or(usize::MAX, |json| json.len());
+            if size > limit {
+                let scope = if set.scope == VarScope::Global {
+                    "global"
+                } else {
+                    "user"
+                };
+                return Err((
+                    "tooLarge",
+                    format!(
+                        "{scope}.{} would hold {size} bytes of JSON, more than limits.variable_bytes ({limit})",
+                        set.name
+                    ),
+                ));
+            }
+        }
         match key {
             None => match new {
                 Some(value) => {
@@ -398,6 +432,17 @@ impl Run {
         event.user = user;
         event.room = room;
         event.hops = hops + 1;
+        if let Err((cut, reported)) = self.chain.publish() {
+            let what = format!(
+                "the {} event emitted by {} run {}",
+                event.kind, self.document.name, self.trace.run_id
+            );
+            report_cut(&env, &cut, reported, &what);
+            return Err(("budget", cut.to_string()));
+        }
+        self.shared
+            .borrow_mut()
+            .follow(event.id, self.chain.clone());
         env.publish(event).await
     }
 }

@@ -7,11 +7,16 @@
 //! argument `user` is `{{ args.user }}`. A template that names `global` or `user` alone (not
 //! `user.points`) is warned about, once, when it loads: that is almost always an argument meant
 //! (`{{ event }}` alone is the whole event, a usual payload, and is not warned about).
+//!
+//! Templates are evaluated in the [`sandbox`], each field on a budget of instructions and bytes
+//! (docs/rules.md §5.3).
 
 use std::sync::OnceLock;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
+
+use super::sandbox;
 
 /// A string field as loaded: literal, one expression, or text with template blocks.
 #[derive(Debug, Clone)]
@@ -87,12 +92,14 @@ impl Template {
             return Ok(Template::Literal(source.to_owned()));
         }
         let trimmed = source.trim();
-        if let Some(inner) = trimmed
+        let expression = trimmed
             .strip_prefix("{{")
             .and_then(|rest| rest.strip_suffix("}}"))
             .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
-            .filter(|_| trimmed == source)
-        {
+            .filter(|_| trimmed == source);
+        // Before compiling: the compiler builds constant expressions, outside any budget.
+        sandbox::check(expression.unwrap_or(source), expression.is_some())?;
+        if let Some(inner) = expression {
             let expression = environment()
                 .compile_expression(inner)
                 .map_err(|error| error.to_string())?;
@@ -106,24 +113,13 @@ impl Template {
         Ok(Template::Text(source.to_owned()))
     }
 
-    /// The value for `context`: a string, or the expression's JSON value.
+    /// The value for `context`: a string, or the expression's JSON value. The evaluation has the
+    /// budget of [`sandbox`], of its own or of the field it belongs to.
     pub fn render(&self, context: &Value) -> Result<Value, String> {
         match self {
             Template::Literal(text) => Ok(Value::String(text.clone())),
-            Template::Expression(source) => {
-                let value = environment()
-                    .compile_expression(source)
-                    .and_then(|expression| expression.eval(context))
-                    .map_err(|error| error.to_string())?;
-                if value.is_undefined() || value.is_none() {
-                    return Ok(Value::Null);
-                }
-                serde_json::to_value(&value).map_err(|error| error.to_string())
-            }
-            Template::Text(source) => environment()
-                .render_str(source, context)
-                .map(Value::String)
-                .map_err(|error| error.to_string()),
+            Template::Expression(source) => sandbox::evaluate(source, context),
+            Template::Text(source) => sandbox::render(source, context).map(Value::String),
         }
     }
 
@@ -170,21 +166,25 @@ impl JsonTemplate {
         })
     }
 
-    /// The value with every template rendered against `context`.
+    /// The value with every template rendered against `context`, on one budget for them all.
     pub fn render(&self, context: &Value) -> Result<Value, String> {
+        sandbox::metered(|| self.render_each(context))
+    }
+
+    fn render_each(&self, context: &Value) -> Result<Value, String> {
         Ok(match self {
             JsonTemplate::Value(value) => value.clone(),
             JsonTemplate::String(template) => template.render(context)?,
             JsonTemplate::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|item| item.render(context))
+                    .map(|item| item.render_each(context))
                     .collect::<Result<_, _>>()?,
             ),
             JsonTemplate::Object(entries) => {
                 let mut map = Map::new();
                 for (key, item) in entries {
-                    map.insert(key.clone(), item.render(context)?);
+                    map.insert(key.clone(), item.render_each(context)?);
                 }
                 Value::Object(map)
             }

@@ -24,6 +24,8 @@ pub enum Outcome {
     Cooldown,
     RateLimited,
     Busy,
+    /// Refused: its causal chain has started all the runs it may (docs/rules.md §6.3).
+    Budget,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::Cooldown => "cooldown",
             Outcome::RateLimited => "rateLimited",
             Outcome::Busy => "busy",
+            Outcome::Budget => "budget",
         }
     }
 }
@@ -109,6 +112,11 @@ impl Traces {
             ring.pop_front();
         }
         ring.push_back(trace);
+    }
+
+    /// Keeps the traces of the documents whose id `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.rings.retain(|id, _| keep(id));
     }
 
     /// A document's traces, newest first.

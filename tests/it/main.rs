@@ -2,6 +2,7 @@
 //! to it over real sockets, with raw clients and with the real npm and PyPI clients.
 
 mod astro;
+mod budgets;
 mod cli;
 mod clients;
 mod crash;
