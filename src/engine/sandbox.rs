@@ -39,7 +39,7 @@ pub struct TemplateLimits {
 }
 
 /// `limits.template_fuel` by default: the worst template found takes about 20 ms with it on a
-/// small machine (docs/limits-engine.md).
+/// small machine (docs/limits.md).
 pub const DEFAULT_FUEL: u64 = 50_000;
 
 /// `limits.template_bytes` by default: a 1 MiB event (the largest frame a face takes) can still be
