@@ -336,3 +336,28 @@ async fn a_rule_emit_reaches_its_guild_and_an_inject_reaches_every_face_with_its
     assert_eq!(astro.recv().await["data"]["_id"], id.as_str());
     assert_eq!(in_guild.discord().await["event"], "follow");
 }
+
+#[tokio::test]
+async fn a_socket_is_listed_in_sessions_with_its_address_and_guilds() {
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let socket = Sio::join(&server, &["111"]).await;
+    let local = socket.0.get_ref();
+    let local = match local {
+        tokio_tungstenite::MaybeTlsStream::Plain(stream) => stream.local_addr().unwrap(),
+        _ => unreachable!("a plain connection"),
+    };
+    let (status, body) = server.get("/sessions");
+    assert_eq!(status, 200);
+    let session = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|session| session["face"] == "socketio")
+        .cloned()
+        .expect("the socket's session");
+    assert_eq!(session["peer"], local.to_string());
+    assert!(
+        session["subscriptions"].to_string().contains("111"),
+        "{session}"
+    );
+}

@@ -36,6 +36,7 @@ use socketioxide::socket::Socket;
 use socketioxide::{SendError, SocketError, SocketIo};
 use subtle::ConstantTimeEq;
 use tower::ServiceBuilder;
+use tower_http::add_extension::AddExtension;
 use tower_http::cors::CorsLayer;
 
 use crate::config::Secret;
@@ -164,7 +165,9 @@ fn serve(
                         };
                         // Without it small frames wait for delayed ACKs, as on every face.
                         let _ = stream.set_nodelay(true);
-                        let service = TowerToHyperService::new(service.clone());
+                        // The client's address, for every request of the connection.
+                        let service = AddExtension::new(service.clone(), Peer(peer));
+                        let service = TowerToHyperService::new(service);
                         let stream = Counted { stream, _slot: slot };
                         tokio::spawn(async move {
                             let connection = http1::Builder::new()
@@ -536,6 +539,10 @@ fn emit(socket: &SocketRef, event: &str, payload: &Value) {
     }
 }
 
+/// The address of the client whose request this is.
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::SocketAddr);
+
 /// A socket's end of the registry's fan-out: its bounded packet queue.
 struct SocketOutlet {
     socket: SocketRef,
@@ -571,6 +578,11 @@ impl Outlet for SocketOutlet {
             }
         }
         Ok(())
+    }
+
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        let Peer(peer) = self.socket.req_parts().extensions.get::<Peer>()?;
+        Some(*peer)
     }
 
     fn close(&self, why: Closing) {
