@@ -47,6 +47,25 @@ impl FrameHeader {
         })
     }
 
+    /// The header a client writes for a frame of `length` bytes, with a zero mask (the payload
+    /// then goes as it is): what the tests and the soak send by hand.
+    pub fn client(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
+        let mut bytes = vec![if fin { 0x80 } else { 0 } | opcode];
+        match length {
+            0..=125 => bytes.push(0x80 | length as u8),
+            126..=0xffff => {
+                bytes.push(0x80 | 126);
+                bytes.extend_from_slice(&(length as u16).to_be_bytes());
+            }
+            _ => {
+                bytes.push(0x80 | 127);
+                bytes.extend_from_slice(&length.to_be_bytes());
+            }
+        }
+        bytes.extend_from_slice(&[0, 0, 0, 0]);
+        bytes
+    }
+
     /// Text, binary and continuation frames carry a message; the others are control frames.
     pub fn is_data(&self) -> bool {
         self.opcode & 0x08 == 0

@@ -274,20 +274,7 @@ mod tests {
 
     /// A masked client frame header: FIN, opcode, length.
     fn header(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
-        let mut bytes = vec![if fin { 0x80 } else { 0 } | opcode];
-        match length {
-            0..=125 => bytes.push(0x80 | length as u8),
-            126..=0xffff => {
-                bytes.push(0x80 | 126);
-                bytes.extend_from_slice(&(length as u16).to_be_bytes());
-            }
-            _ => {
-                bytes.push(0x80 | 127);
-                bytes.extend_from_slice(&length.to_be_bytes());
-            }
-        }
-        bytes.extend_from_slice(&[1, 2, 3, 4]);
-        bytes
+        FrameHeader::client(fin, opcode, length)
     }
 
     #[test]

@@ -83,23 +83,10 @@ impl RawWs {
         RawWs { reader, writer }
     }
 
-    /// A masked frame header: FIN, opcode, payload length.
+    /// A masked frame header: FIN, opcode, payload length (a zero mask: the payload goes as
+    /// it is).
     pub fn header(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
-        let mut bytes = vec![if fin { 0x80 } else { 0 } | opcode];
-        match length {
-            0..=125 => bytes.push(0x80 | length as u8),
-            126..=0xffff => {
-                bytes.push(0x80 | 126);
-                bytes.extend_from_slice(&(length as u16).to_be_bytes());
-            }
-            _ => {
-                bytes.push(0x80 | 127);
-                bytes.extend_from_slice(&length.to_be_bytes());
-            }
-        }
-        // A zero mask: the payload goes as it is.
-        bytes.extend_from_slice(&[0, 0, 0, 0]);
-        bytes
+        switchboard::frame_header::FrameHeader::client(fin, opcode, length)
     }
 
     /// Sends one whole frame.
