@@ -205,7 +205,7 @@ async function rate(browser) {
 async function traces(tab, check) {
   const deadline = Date.now() + TIMEOUT_MS;
   for (;;) {
-    await tab.getByRole('button', { name: 'Refresh', exact: true }).nth(1).click();
+    await tab.getByRole('button', { name: 'Refresh the traces', exact: true }).click();
     await tab.locator('#rules-traces-count').getByText('trace').waitFor();
     const texts = await tab.locator('#rules-traces > li').allTextContents();
     if (check(texts)) return texts;
