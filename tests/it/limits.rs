@@ -120,12 +120,9 @@ async fn unfinished_messages_of_unauthenticated_connections_share_one_budget() {
     seventh.sync().await;
 }
 
-#[tokio::test]
-async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
-    let server = TestServer::start_with(Options {
-        extra_toml: "[limits]\nsend_queue = 8\nclose_timeout_ms = 500\n".into(),
-        ..Options::default()
-    });
+/// A Streamer.bot client with a 4 KiB receive buffer, subscribed to `General.Custom`; from
+/// here it reads nothing.
+async fn subscriber_with_a_small_buffer(server: &TestServer) -> RawWs {
     let mut slow = RawWs::connect_small(server.url("streamerbot"), 4096).await;
     let subscribe = json!({"request": "Subscribe", "id": "s", "events": {"General": ["Custom"]}});
     slow.send_frame(true, 0x1, subscribe.to_string().as_bytes())
@@ -133,10 +130,34 @@ async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
     loop {
         if let ServerFrame::Text(text) = slow.frame().await {
             if text.contains(r#""id":"s""#) {
-                break;
+                return slow;
             }
         }
     }
+}
+
+/// The server resets `raw`'s connection within `within`: the client sees the error without
+/// reading a byte.
+async fn reset_within(raw: &RawWs, within: std::time::Duration) {
+    let ready = raw.reader.half.as_ref().ready(tokio::io::Interest::ERROR);
+    tokio::time::timeout(within, ready)
+        .await
+        .expect("the connection was reset in time")
+        .expect("readiness");
+    let error = raw.reader.half.as_ref().take_error().expect("SO_ERROR");
+    assert_eq!(
+        error.map(|error| error.kind()),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+}
+
+#[tokio::test]
+async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
+    let server = TestServer::start_with(Options {
+        extra_toml: "[limits]\nsend_queue = 8\nclose_timeout_ms = 500\n".into(),
+        ..Options::default()
+    });
+    let slow = subscriber_with_a_small_buffer(&server).await;
     // From here the client reads nothing.
     let padding = "x".repeat(64 * 1024);
     while !server.logs().iter().any(|line| line.contains("too slow")) {
@@ -144,16 +165,7 @@ async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
     }
     // Within the close timeout (and far less than the test's timeout) the server resets the
     // connection: the client sees the error without reading a byte.
-    let ready = slow.reader.half.as_ref().ready(tokio::io::Interest::ERROR);
-    tokio::time::timeout(TIMEOUT, ready)
-        .await
-        .expect("the connection was reset in time")
-        .expect("readiness");
-    let error = slow.reader.half.as_ref().take_error().expect("SO_ERROR");
-    assert_eq!(
-        error.map(|error| error.kind()),
-        Some(std::io::ErrorKind::ConnectionReset)
-    );
+    reset_within(&slow, TIMEOUT).await;
 }
 
 #[tokio::test]
@@ -281,28 +293,17 @@ async fn a_session_whose_peer_stopped_reading_on_a_quiet_server_is_cut_off() {
         extra_toml: "[limits]\nclose_timeout_ms = 500\n".into(),
         ..Options::default()
     });
-    let mut slow = RawWs::connect_small(server.url("streamerbot"), 4096).await;
-    let subscribe = json!({"request": "Subscribe", "id": "s", "events": {"General": ["Custom"]}});
-    slow.send_frame(true, 0x1, subscribe.to_string().as_bytes())
-        .await;
-    loop {
-        if let ServerFrame::Text(text) = slow.frame().await {
-            if text.contains(r#""id":"s""#) {
-                break;
-            }
-        }
-    }
+    let slow = subscriber_with_a_small_buffer(&server).await;
     // Enough to fill the kernel's buffers and actix's, far less than the send queue (1024).
     let padding = "x".repeat(64 * 1024);
     for _ in 0..200 {
         server.inject(json!({"source": "General", "type": "Custom", "data": {"padding": padding}}));
     }
-    let within = switchboard::registry::HEARTBEAT_INTERVAL * 3 + TIMEOUT;
-    let ready = slow.reader.half.as_ref().ready(tokio::io::Interest::ERROR);
-    tokio::time::timeout(within, ready)
-        .await
-        .expect("the stalled connection was reset in time")
-        .expect("readiness");
+    reset_within(
+        &slow,
+        switchboard::registry::HEARTBEAT_INTERVAL * 3 + TIMEOUT,
+    )
+    .await;
     assert!(server.logs().iter().any(|line| line.contains("too slow")));
 }
 
