@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::engine::everything;
 use crate::support::{Dirs, Options, TestServer, Ws};
 
 /// Generous, but far below what the cut work takes without the budgets.
@@ -22,16 +23,6 @@ fn document(kind: &str, id: &str, name: &str, rest: Value) -> Value {
         .unwrap()
         .extend(rest.as_object().unwrap().clone());
     document
-}
-
-/// Every event, on a Streamer.bot connection.
-async fn everything(server: &TestServer) -> Ws {
-    let (mut ws, _) = Ws::streamerbot(server).await;
-    let reply = ws
-        .request(json!({"request": "Subscribe", "events": {"*": ["*"]}, "id": "all"}))
-        .await;
-    assert_eq!(reply["status"], "ok");
-    ws
 }
 
 /// Injects an unrelated `ping`, which the `Echo` rule answers with `pong`, and returns how long the

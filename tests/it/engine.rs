@@ -10,7 +10,8 @@ fn rule(id: &str, name: &str, triggers: Value, steps: Value) -> String {
     json!({"kind": "rule", "schemaVersion": 1, "id": id, "name": name, "triggers": triggers, "steps": steps}).to_string()
 }
 
-async fn everything(server: &TestServer) -> Ws {
+/// Every event, on a Streamer.bot connection.
+pub async fn everything(server: &TestServer) -> Ws {
     let (mut ws, _) = Ws::streamerbot(server).await;
     let reply = ws
         .request(json!({"request": "Subscribe", "events": {"*": ["*"]}, "id": "all"}))
