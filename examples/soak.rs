@@ -302,9 +302,11 @@ async fn soak(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     ));
     let http_stop = Arc::new(AtomicBool::new(false));
     let http = {
-        let (base, rate) = (endpoints.http.clone(), args.http_rate);
-        let (tally, stop) = (tallies.http.clone(), http_stop.clone());
-        tokio::task::spawn_blocking(move || faces::publish_http(&base, rate, &tally, &stop))
+        let (base, token) = (endpoints.http.clone(), endpoints.admin_token.clone());
+        let (rate, tally, stop) = (args.http_rate, tallies.http.clone(), http_stop.clone());
+        tokio::task::spawn_blocking(move || {
+            faces::publish_http((&base, &token), rate, &tally, &stop)
+        })
     };
     let (stop_misbehaving, misbehaving_stopped) = watch::channel(false);
     let misbehaving = tokio::spawn(misbehave(

@@ -172,6 +172,11 @@ fn banner(config: &Config, running: &Running) -> String {
             text.push_str(&format!("  {note}\n"));
         }
     }
+    for face in faces::exposure::unguarded(config) {
+        text.push_str(&format!(
+            "  WARNING: {face}: anyone on your network can use it (allow_unauthenticated = true)\n"
+        ));
+    }
     text.push_str("ready");
     text
 }

@@ -1,9 +1,10 @@
 //! The command line (docs/configuration.md): `switchboard [serve] [--config FILE] [--data-dir DIR]
-//! [--rules-dir DIR]`, `switchboard rules check|test [DIR]` and `switchboard token [--regenerate]`.
+//! [--rules-dir DIR]`, `switchboard rules check|test [DIR]` and `switchboard token [custom|http]
+//! [--regenerate]`.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,12 +33,24 @@ pub enum Command {
     /// Work with rule and action files
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Print the custom face's token (or replace the generated one)
+    /// Print a token (or replace the generated one)
     Token {
+        /// Whose: the custom face's, or the HTTP API's and dashboard's admin token
+        #[arg(value_enum, default_value_t = TokenOf::Custom)]
+        of: TokenOf,
         /// Generate a new token, effective from the next start
         #[arg(long)]
         regenerate: bool,
     },
+}
+
+/// The faces with a token Switchboard can generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenOf {
+    /// The custom face's (`custom.token`)
+    Custom,
+    /// The HTTP API's and the dashboard's admin token (`http.token`)
+    Http,
 }
 
 #[derive(Debug, Subcommand)]

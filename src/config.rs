@@ -62,7 +62,7 @@ impl Secret {
 pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub rules_dir: Option<PathBuf>,
-    pub http: Option<RawFace>,
+    pub http: Option<RawHttp>,
     pub streamerbot: Option<RawStreamerbot>,
     pub custom: Option<RawCustom>,
     pub astro: Option<RawAstro>,
@@ -74,9 +74,13 @@ pub struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFace {
+pub struct RawHttp {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    /// The admin token; empty or absent: generated on first start and kept in the data dir.
+    pub token: Option<Secret>,
+    /// Pages of other sites allowed to change things (with the token); absent: none.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +88,11 @@ pub struct RawFace {
 pub struct RawStreamerbot {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    /// Browser pages allowed to connect (`Origin`); absent: every page.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Listen beyond loopback with no credential, knowingly.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     pub endpoint: Option<String>,
     pub password: Option<Secret>,
     /// Platform → the broadcaster's identity, in Streamer.bot's own field names.
@@ -96,6 +105,11 @@ pub struct RawStreamerbot {
 pub struct RawCustom {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    /// Browser pages allowed to connect (`Origin`); absent: every page.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Listen beyond loopback with no credential, knowingly.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     pub token: Option<Secret>,
     pub max_connections: Option<u32>,
     pub rate_limit_per_second: Option<u32>,
@@ -106,6 +120,11 @@ pub struct RawCustom {
 pub struct RawAstro {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    /// Browser pages allowed to connect (`Origin`); absent: every page.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Listen beyond loopback with no credential, knowingly.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     #[serde(default)]
     pub tokens: Vec<AstroToken>,
 }
@@ -125,6 +144,11 @@ pub struct AstroToken {
 pub struct RawSocketio {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    /// Browser pages allowed to connect (`Origin`); absent: every page.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Listen beyond loopback with no credential, knowingly.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     #[serde(default)]
     pub api_keys: Vec<Secret>,
     pub max_connections: Option<u32>,
@@ -192,6 +216,25 @@ pub struct Overrides {
 pub struct Listener {
     pub enabled: bool,
     pub bind: SocketAddr,
+    /// Browser origins allowed (lower case, `null` for local files); `None`: every origin.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Set when the user means to listen beyond loopback with no credential.
+    pub allow_unauthenticated: bool,
+}
+
+impl Listener {
+    /// Whether machines other than this one can connect.
+    pub fn exposed(&self) -> bool {
+        !self.bind.ip().is_loopback()
+    }
+}
+
+/// The HTTP face: its listener and its admin token.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listener: Listener,
+    /// Empty: generated on first start and kept in the store.
+    pub token: Secret,
 }
 
 #[derive(Debug, Clone)]
@@ -261,13 +304,38 @@ pub struct Config {
     pub origin: String,
     pub data_dir: PathBuf,
     pub rules_dir: PathBuf,
-    pub http: Listener,
+    pub http: HttpConfig,
     pub streamerbot: StreamerbotConfig,
     pub custom: CustomConfig,
     pub astro: AstroConfig,
     pub socketio: SocketioConfig,
     pub outbound: Vec<RawOutbound>,
     pub limits: Limits,
+}
+
+/// A face's listener keys as written, and its default address.
+struct ListenerKeys {
+    enabled: Option<bool>,
+    bind: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+    allow_unauthenticated: bool,
+    default: &'static str,
+}
+
+/// An origin as browsers send it: `null` (a local file), or `scheme://host[:port]` in lower case
+/// without a path.
+fn normalise_origin(origin: &str) -> Result<String, String> {
+    let lower = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let host = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    match host {
+        _ if lower == "null" => Ok(lower),
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '*']) => Ok(lower),
+        _ => Err(format!(
+            "`{origin}` is not an origin like https://overlays.example.com or null"
+        )),
+    }
 }
 
 /// The file read when `--config` is not given, if it exists.
@@ -297,21 +365,28 @@ impl Config {
             key: key.to_owned(),
             reason,
         };
-        let listener = |key: &str,
-                        enabled: Option<bool>,
-                        bind: Option<String>,
-                        default: &str|
-         -> Result<Listener, ConfigError> {
-            let text = bind.unwrap_or_else(|| default.to_owned());
+        let listener = |key: &str, face: ListenerKeys| -> Result<Listener, ConfigError> {
+            let text = face.bind.unwrap_or_else(|| face.default.to_owned());
             let bind = text.parse().map_err(|_| {
                 invalid(
                     &format!("{key}.bind"),
                     format!("`{text}` is not an address like 127.0.0.1:8080"),
                 )
             })?;
+            let allowed_origins = match face.allowed_origins {
+                Some(list) => Some(
+                    list.iter()
+                        .map(|origin| normalise_origin(origin))
+                        .collect::<Result<_, _>>()
+                        .map_err(|reason| invalid(&format!("{key}.allowed_origins"), reason))?,
+                ),
+                None => None,
+            };
             Ok(Listener {
-                enabled: enabled.unwrap_or(true),
+                enabled: face.enabled.unwrap_or(true),
                 bind,
+                allowed_origins,
+                allow_unauthenticated: face.allow_unauthenticated,
             })
         };
 
@@ -432,34 +507,72 @@ impl Config {
                 .rules_dir
                 .or(raw.rules_dir)
                 .unwrap_or_else(|| "./rules".into()),
-            http: listener("http", http.enabled, http.bind, "127.0.0.1:7474")?,
+            http: HttpConfig {
+                listener: listener(
+                    "http",
+                    ListenerKeys {
+                        enabled: http.enabled,
+                        bind: http.bind,
+                        allowed_origins: http.allowed_origins,
+                        allow_unauthenticated: false,
+                        default: "127.0.0.1:7474",
+                    },
+                )?,
+                token: http.token.unwrap_or_default(),
+            },
             streamerbot: StreamerbotConfig {
                 listener: listener(
                     "streamerbot",
-                    streamerbot.enabled,
-                    streamerbot.bind,
-                    "127.0.0.1:8080",
+                    ListenerKeys {
+                        enabled: streamerbot.enabled,
+                        bind: streamerbot.bind,
+                        allowed_origins: streamerbot.allowed_origins,
+                        allow_unauthenticated: streamerbot.allow_unauthenticated,
+                        default: "127.0.0.1:8080",
+                    },
                 )?,
                 endpoint,
                 password: streamerbot.password.unwrap_or_default(),
                 broadcaster: streamerbot.broadcaster,
             },
             custom: CustomConfig {
-                listener: listener("custom", custom.enabled, custom.bind, "127.0.0.1:7895")?,
+                listener: listener(
+                    "custom",
+                    ListenerKeys {
+                        enabled: custom.enabled,
+                        bind: custom.bind,
+                        allowed_origins: custom.allowed_origins,
+                        allow_unauthenticated: custom.allow_unauthenticated,
+                        default: "127.0.0.1:7895",
+                    },
+                )?,
                 token: custom.token.unwrap_or_default(),
                 max_connections: custom.max_connections.unwrap_or(10),
                 rate_limit_per_second: custom.rate_limit_per_second.unwrap_or(60),
             },
             astro: AstroConfig {
-                listener: listener("astro", astro.enabled, astro.bind, "127.0.0.1:7896")?,
+                listener: listener(
+                    "astro",
+                    ListenerKeys {
+                        enabled: astro.enabled,
+                        bind: astro.bind,
+                        allowed_origins: astro.allowed_origins,
+                        allow_unauthenticated: astro.allow_unauthenticated,
+                        default: "127.0.0.1:7896",
+                    },
+                )?,
                 tokens: astro.tokens,
             },
             socketio: SocketioConfig {
                 listener: listener(
                     "socketio",
-                    socketio.enabled,
-                    socketio.bind,
-                    "127.0.0.1:3000",
+                    ListenerKeys {
+                        enabled: socketio.enabled,
+                        bind: socketio.bind,
+                        allowed_origins: socketio.allowed_origins,
+                        allow_unauthenticated: socketio.allow_unauthenticated,
+                        default: "127.0.0.1:3000",
+                    },
                 )?,
                 api_keys: socketio.api_keys,
                 max_connections: socketio.max_connections.unwrap_or(256),
@@ -551,7 +664,7 @@ mod tests {
         let config = resolve("").unwrap();
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.rules_dir, PathBuf::from("./rules"));
-        assert_eq!(config.http.bind.to_string(), "127.0.0.1:7474");
+        assert_eq!(config.http.listener.bind.to_string(), "127.0.0.1:7474");
         assert_eq!(
             config.streamerbot.listener.bind.to_string(),
             "127.0.0.1:8080"

@@ -6,7 +6,8 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchboard::cli::{Cli, Command, RulesCommand};
+use switchboard::cli::{Cli, Command, RulesCommand, TokenOf};
+use switchboard::config::Secret;
 use switchboard::config::{Config, Overrides};
 
 /// Every delivery's mailbox envelope is allocated on the registry's thread and freed on a
@@ -28,6 +29,11 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        if let Err(refused) = switchboard::faces::exposure::check(&config) {
+            return fail(&refused);
+        }
+    }
     match cli.command {
         None | Some(Command::Serve) => {
             match actix_rt::System::new().block_on(switchboard::app::run(config)) {
@@ -35,9 +41,9 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
-        Some(Command::Token { regenerate }) => match token(&config, regenerate) {
+        Some(Command::Token { of, regenerate }) => match token(&config, of, regenerate) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(&error),
+            Err(error) => fail(error.as_ref()),
         },
         Some(Command::Rules(RulesCommand::Check { dir })) => {
             let dir = dir.unwrap_or(config.rules_dir);
@@ -69,32 +75,56 @@ fn main() -> ExitCode {
     }
 }
 
-/// `switchboard token [--regenerate]`: the configured token, else the generated one.
-fn token(config: &Config, regenerate: bool) -> Result<(), switchboard::store::StoreError> {
-    use switchboard::faces::custom::{generate_token, TOKEN_KEY};
-    if !config.custom.token.is_empty() {
-        println!("{}", config.custom.token.expose());
+/// `switchboard token [custom|http] [--regenerate]`: the configured token, else the generated
+/// one (from the store, or from its copy in the data dir while Switchboard runs and holds it).
+fn token(config: &Config, of: TokenOf, regenerate: bool) -> Result<(), Box<dyn Error>> {
+    use switchboard::faces::{bearer, custom, http};
+    let (configured, setting, key): (&Secret, _, _) = match of {
+        TokenOf::Custom => (&config.custom.token, "custom.token", custom::TOKEN_KEY),
+        TokenOf::Http => (&config.http.token, "http.token", http::TOKEN_KEY),
+    };
+    if !configured.is_empty() {
+        println!("{}", configured.expose());
         if regenerate {
             eprintln!(
-                "custom.token is set in the configuration, so it stays in use; nothing regenerated"
+                "{setting} is set in the configuration, so it stays in use; nothing regenerated"
             );
         }
         return Ok(());
     }
     std::fs::create_dir_all(&config.data_dir).ok();
-    let store = switchboard::store::Store::open(&config.data_dir)?;
+    let store = match switchboard::store::Store::open(&config.data_dir) {
+        Ok(store) => store,
+        Err(locked) => {
+            // Switchboard runs on this data dir: the copy it wrote at start is current.
+            let copy = config.data_dir.join(key);
+            return match std::fs::read_to_string(&copy) {
+                _ if regenerate => Err(format!(
+                    "{locked} (is Switchboard running on it? Stop it before regenerating a token)"
+                )
+                .into()),
+                Ok(token) => {
+                    println!("{}", token.trim());
+                    Ok(())
+                }
+                Err(_) => Err(Box::new(locked)),
+            };
+        }
+    };
     let runtime = actix_rt::System::new();
     let token = runtime.block_on(async {
         if regenerate {
-            let token = generate_token();
+            let token = bearer::generate();
             store
                 .meta()
-                .put(TOKEN_KEY, &serde_json::Value::String(token.clone()))
+                .put(key, &serde_json::Value::String(token.clone()))
                 .await?;
+            bearer::write_copy(&config.data_dir.join(key), &token)?;
             eprintln!("a new token is stored; it takes effect at the next start");
-            Ok(token)
+            Ok::<_, Box<dyn Error>>(token)
         } else {
-            store.meta_string_or_insert(TOKEN_KEY, generate_token).await
+            let (token, _) = bearer::kept(&store, key, configured, setting).await?;
+            Ok(token.expose().to_owned())
         }
     })?;
     println!("{token}");

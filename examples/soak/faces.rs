@@ -64,6 +64,8 @@ pub struct Endpoints {
     pub password: String,
     pub astro_token: String,
     pub api_key: String,
+    /// The HTTP API's admin token.
+    pub admin_token: String,
 }
 
 impl Endpoints {
@@ -399,7 +401,12 @@ pub async fn publish_custom(
 
 /// Posts stream 1 to `POST /events` at `rate` events/s until `stop` is set (a blocking loop on a
 /// thread of its own, with one kept-alive HTTP connection).
-pub fn publish_http(http: &str, rate: u64, tally: &Publisher, stop: &AtomicBool) {
+pub fn publish_http(
+    (http, admin_token): (&str, &str),
+    rate: u64,
+    tally: &Publisher,
+    stop: &AtomicBool,
+) {
     let agent = ureq::AgentBuilder::new().timeout(wire::STEP).build();
     let url = format!("{http}/events");
     let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
@@ -407,7 +414,11 @@ pub fn publish_http(http: &str, rate: u64, tally: &Publisher, stop: &AtomicBool)
     while !stop.load(Ordering::Relaxed) {
         let seq = tally.sent.fetch_add(1, Ordering::Relaxed);
         let event = json!({"source": SOURCE, "type": KIND, "room": ROOM, "data": data(1, seq)});
-        match agent.post(&url).send_string(&event.to_string()) {
+        let request = agent
+            .post(&url)
+            .set("Authorization", &format!("Bearer {admin_token}"))
+            .set("Content-Type", "application/json");
+        match request.send_string(&event.to_string()) {
             Ok(response) if response.status() == 200 => {
                 tally.acked.fetch_add(1, Ordering::Relaxed);
             }

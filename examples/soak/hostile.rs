@@ -385,7 +385,8 @@ async fn http(endpoints: &Endpoints, tally: &Tally) -> Result<(), WireError> {
     {
         tally.connected();
         let length = announced.unwrap_or(body.len() as u64);
-        let status = wire::http_status(base, method, path, body, length).await?;
+        let status =
+            wire::http_status(base, method, path, body, length, &endpoints.admin_token).await?;
         if status != wanted {
             return Err(WireError::Unexpected(format!(
                 "{method} {path} ({length} bytes announced): expected {wanted}, got {status}"

@@ -16,6 +16,8 @@ use crate::faces::{Endpoints, KIND, ROOM, SOURCE};
 
 pub const PASSWORD: &str = "soak-password";
 pub const ASTRO_TOKEN: &str = "soak-astro-token";
+/// The HTTP API's admin token.
+pub const ADMIN_TOKEN: &str = "soak-admin-token";
 pub const API_KEY: &str = "soak-api-key";
 /// The action the RPC client calls, and the globals it and the rule write.
 pub const PING_ACTION: &str = "Soak ping";
@@ -163,6 +165,7 @@ impl Server {
                 token: String::new(),
                 password: PASSWORD.into(),
                 astro_token: ASTRO_TOKEN.into(),
+                admin_token: ADMIN_TOKEN.into(),
                 api_key: API_KEY.into(),
             },
             log,
@@ -280,11 +283,11 @@ fn toml_string(text: &str) -> String {
 
 /// Every face on an ephemeral loopback port; the custom face with room for the subscribers,
 /// publisher, slow and hostile clients, and a rate limit the publisher never reaches; a
-/// Streamer.bot password, an Astro token for room `soak`, a Socket.IO key. The limits keep their
+/// Streamer.bot password, an Astro token for room `soak`, a Socket.IO key, an admin token. The limits keep their
 /// defaults: they are what is soaked.
 fn configuration(settings: &Settings) -> String {
     format!(
-        "[http]\nbind = \"127.0.0.1:0\"\n\
+        "[http]\nbind = \"127.0.0.1:0\"\ntoken = {admin}\n\
          [streamerbot]\nbind = \"127.0.0.1:0\"\npassword = {password}\n\
          [custom]\nbind = \"127.0.0.1:0\"\nmax_connections = {connections}\n\
          rate_limit_per_second = {rate_limit}\n\
@@ -295,6 +298,7 @@ fn configuration(settings: &Settings) -> String {
         connections = settings.subscribers + 50,
         rate_limit = (settings.rate * 10).max(1000),
         astro = toml_string(ASTRO_TOKEN),
+        admin = toml_string(ADMIN_TOKEN),
         room = toml_string(ROOM),
         key = toml_string(API_KEY),
     )

@@ -323,10 +323,12 @@ pub async fn http_status(
     path: &str,
     body: &[u8],
     body_length: u64,
+    admin_token: &str,
 ) -> Result<u16, WireError> {
     let mut stream = tcp(base, None).await?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {admin_token}\r\n\
          Content-Length: {body_length}\r\nConnection: close\r\n\r\n",
         host_port(base)
     );

@@ -10,9 +10,12 @@
 //! nothing below them uses a face.
 
 pub mod astro;
+pub mod bearer;
 pub mod custom;
 pub mod dashboard;
+pub mod exposure;
 pub mod http;
+pub mod origins;
 pub mod socketio;
 pub mod streamerbot;
 

@@ -64,6 +64,7 @@ pub const TREES: &[&str] = &[
 pub struct Store {
     db: sled::Db,
     meta: Table<serde_json::Value>,
+    dir: PathBuf,
 }
 
 impl Store {
@@ -78,7 +79,16 @@ impl Store {
             })?;
         migrate::run(&db)?;
         let meta = Table::open(&db, "meta")?;
-        Ok(Store { db, meta })
+        Ok(Store {
+            db,
+            meta,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The data directory the database lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The typed table of tree `name`.

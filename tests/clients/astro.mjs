@@ -144,7 +144,7 @@ async function welcomed(target) {
 
 async function inject(event) {
   const response = await fetch(new URL('events', httpUrl), {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event),
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.SWITCHBOARD_TOKEN}` }, body: JSON.stringify(event),
     signal: AbortSignal.timeout(TIMEOUT_MS),
   });
   const body = await response.json();

@@ -8,6 +8,7 @@ first failure.
 import asyncio
 import itertools
 import json
+import os
 import re
 import sys
 import traceback
@@ -155,7 +156,7 @@ async def welcomed(url) -> tuple:
 
 def post_event(http_url, event) -> str:
     request = urllib.request.Request(urllib.parse.urljoin(http_url, "events"), data=json.dumps(event).encode(),
-                                     headers={"content-type": "application/json"}, method="POST")
+                                     headers={"content-type": "application/json", "authorization": "Bearer " + os.environ["SWITCHBOARD_TOKEN"]}, method="POST")
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         assert response.status == 200, response.status
         body = json.load(response)

@@ -1,10 +1,13 @@
 // Drives Switchboard's dashboard in headless Chromium (Debian's /usr/bin/chromium) with
 // playwright-core. Usage: node dashboard.mjs <scenario> <http-url> <screenshots-dir> [args…]
 // Scenarios: feed, try <action>, rate <custom-ws-url> <token>, rules <rule-file> <rule-id>,
-// connections (waits for a line "foreign up" on stdin between its two steps).
+// connections (waits for a line "foreign up" on stdin between its two steps), token <wrong-token>
+// (a server beyond loopback: the page asks for the admin token), cross-origin (a page of another
+// site tries to change things).
 // Prints "ok <step>" lines (and "metric <json>"); exits non-zero on the first failure.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -19,7 +22,11 @@ function ok(step) {
 }
 
 async function post(route, body) {
-  const response = await fetch(new URL(route, base), { method: 'POST', body: JSON.stringify(body) });
+  const response = await fetch(new URL(route, base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.SWITCHBOARD_TOKEN}` },
+    body: JSON.stringify(body),
+  });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : null };
 }
@@ -327,7 +334,73 @@ async function state(browser) {
   ok('clean');
 }
 
-const scenarios = { feed, try: tryIt, rate, rules, connections, state };
+// Beyond loopback the page asks for the admin token: a wrong one is refused with its reason, the
+// right one is kept, and the API and the feed work with it.
+async function token(browser, wrong = rest[0]) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  const tab = await context.newPage();
+  tab.setDefaultTimeout(TIMEOUT_MS);
+  await tab.goto(`${base}#/rules`);
+  const dialog = tab.getByRole('dialog', { name: 'Admin token' });
+  await dialog.waitFor();
+  ok('asked');
+  await dialog.getByLabel('Token').fill(wrong);
+  await dialog.getByRole('button', { name: 'Use this token' }).click();
+  await dialog.getByRole('alert').getByText('the admin token is wrong').waitFor();
+  ok('wrong refused');
+  await screenshot(tab, 'token');
+  await dialog.getByLabel('Token').fill(process.env.SWITCHBOARD_TOKEN);
+  await dialog.getByRole('button', { name: 'Use this token' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await tab.locator('#page-rules').getByText('Celebrate').first().waitFor();
+  ok('api with token');
+  await tab.getByText('Connected', { exact: true }).waitFor({ timeout: 30_000 });
+  const answer = await post('/events', { source: 'mygame', type: 'boss_defeated', data: {} });
+  await tab.goto(`${base}#/live`);
+  await tab.locator(`#live-rows tr[data-id="${answer.body.eventId}"]`).waitFor();
+  ok('feed with token');
+  assert.equal(await tab.evaluate(() => localStorage.length), 1);
+  await tab.reload();
+  await tab.getByText('Connected', { exact: true }).waitFor();
+  assert.equal(await dialog.isVisible(), false);
+  ok('kept');
+}
+
+// A page of another site, in the streamer's browser, tries what needs no preflight (a text/plain
+// POST, a body-less POST, a form-like POST) and what does (JSON), and the feed. The page is on
+// this computer too (another port), so that Chromium's own Private Network Access rules, which
+// stop a public page from reaching 127.0.0.1, leave the refusing to Switchboard.
+async function crossOrigin(browser) {
+  const site = http.createServer((request, response) => response.end('<p>hello</p>'));
+  await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const context = await browser.newContext();
+  const tab = await context.newPage();
+  tab.setDefaultTimeout(TIMEOUT_MS);
+  await tab.goto(`http://localhost:${site.address().port}/`);
+  const outcomes = await tab.evaluate(async (base) => {
+    const forged = JSON.stringify({ source: 'evil', type: 'forged', data: {} });
+    const attempt = (init) => fetch(`${base}events`, { method: 'POST', ...init })
+      .then((response) => (response.type === 'opaque' ? 'opaque' : response.status), (error) => error.name);
+    const feed = await new Promise((resolve) => {
+      const socket = new WebSocket(`${base.replace('http', 'ws')}dashboard/feed`);
+      socket.onopen = () => resolve('open');
+      socket.onerror = () => resolve('refused');
+    });
+    return {
+      plain: await attempt({ mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: forged }),
+      form: await attempt({ mode: 'no-cors', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: forged }),
+      empty: await fetch(`${base}connections/x/reconnect`, { method: 'POST', mode: 'no-cors' }).then(() => 'sent', (error) => error.name),
+      json: await attempt({ headers: { 'content-type': 'application/json' }, body: forged }),
+      feed,
+    };
+  }, base);
+  // no-cors answers are opaque: the server's refusal is what the Rust side checks in its log.
+  site.close();
+  assert.deepEqual(outcomes, { plain: 'opaque', form: 'opaque', empty: 'sent', json: 'TypeError', feed: 'refused' });
+  ok('cross-origin refused');
+}
+
+const scenarios = { feed, try: tryIt, rate, rules, connections, state, token, 'cross-origin': crossOrigin };
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
   await scenarios[scenario](browser);

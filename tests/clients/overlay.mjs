@@ -39,7 +39,7 @@ context.window.WebSocket = context.WebSocket;
 
 async function inject(event) {
   await fetch(new URL('/events', httpUrl), {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event),
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.SWITCHBOARD_TOKEN}` }, body: JSON.stringify(event),
   });
 }
 

@@ -174,7 +174,7 @@ async function inject(event) {
 /// POST <http-url>events; it answers once the event is published.
 async function post(event) {
   const response = await fetch(new URL('events', httpUrl), {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event),
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.SWITCHBOARD_TOKEN}` }, body: JSON.stringify(event),
     signal: AbortSignal.timeout(TIMEOUT_MS),
   });
   const body = await response.json();

@@ -12,6 +12,7 @@ marker event published after it must be the socket's very next event. No sleeps.
 """
 import asyncio
 import json
+import os
 import re
 import sys
 import traceback
@@ -175,7 +176,8 @@ async def post(event: dict) -> str:
     """POST <http-url>events; it answers once the event is published."""
     url = urllib.parse.urljoin(ARGS[1], "events")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
-        async with session.post(url, json=event) as response:
+        headers = {"authorization": "Bearer " + os.environ["SWITCHBOARD_TOKEN"]}
+        async with session.post(url, json=event, headers=headers) as response:
             status, body = response.status, await response.json(content_type=None)
     assert status == 200 and body.get("status") == "ok" and UUID.match(str(body.get("eventId"))), \
         f"POST events {event!r}: {status} {body!r}"

@@ -23,7 +23,7 @@ function within(promise, what) {
 async function inject(event) {
   const response = await fetch(new URL('/events', httpUrl), {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.SWITCHBOARD_TOKEN}` },
     body: JSON.stringify(event),
   });
   const body = await response.json();

@@ -5,6 +5,7 @@ Prints "ok <step>" lines; exits non-zero on failure.
 """
 import asyncio
 import json
+import os
 import sys
 import urllib.parse
 import urllib.request
@@ -18,7 +19,7 @@ def inject(http_url: str, event: dict) -> str:
     request = urllib.request.Request(
         urllib.parse.urljoin(http_url, "/events"),
         data=json.dumps(event).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "authorization": "Bearer " + os.environ["SWITCHBOARD_TOKEN"]},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::clients::{node, python_script, ScriptOutput, Streaming};
+use crate::support::clients::{ScriptOutput, Streaming};
 use crate::support::{Dirs, Options, TestServer, Ws};
 
 /// The tokens the client scripts expect.
@@ -81,14 +81,14 @@ fn assert_checklist(output: &ScriptOutput) {
 async fn python_websockets_runs_the_astro_checklist() {
     let server = TestServer::start_with(options());
     let args = ["checklist", server.url("astro"), server.url("http")];
-    assert_checklist(&python_script("astro_client.py", &args).await);
+    assert_checklist(&server.script("astro_client.py", &args).await);
 }
 
 #[tokio::test]
 async fn node_ws_runs_the_astro_checklist() {
     let server = TestServer::start_with(options());
     let args = ["checklist", server.url("astro"), server.url("http")];
-    assert_checklist(&node("astro.mjs", &args).await);
+    assert_checklist(&server.script("astro.mjs", &args).await);
 }
 
 /// Subscribes with `script`, stops the server, restarts it on the same data dir, and restores.
@@ -109,11 +109,7 @@ async fn restores_after_a_restart(script: &str) {
     assert_eq!(client.line().await, "ok reconnect");
     let server = server.restart_after_exit();
     let args = ["restore", server.url("astro"), server.url("http"), &token];
-    let output = if script.ends_with(".mjs") {
-        node(script, &args).await
-    } else {
-        python_script(script, &args).await
-    };
+    let output = server.script(script, &args).await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok restored", "ok tampered", "ok empty"]);
 }

@@ -2,17 +2,17 @@
 
 use crate::examples::server_with_shipped_rules;
 use crate::streamerbot::server_with_actions;
-use crate::support::clients::{node, python_script};
 use crate::support::{Options, TestServer};
 
 #[tokio::test]
 async fn the_official_streamerbot_client_works_without_a_password() {
     let server = server_with_actions();
-    let output = node(
-        "streamerbot.mjs",
-        &["no-password", server.url("streamerbot"), server.url("http")],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot.mjs",
+            &["no-password", server.url("streamerbot"), server.url("http")],
+        )
+        .await;
     output.assert_success();
     for step in [
         "connect",
@@ -42,16 +42,17 @@ async fn the_official_streamerbot_client_authenticates_with_ascii_and_unicode_pa
             password: Some(password.into()),
             ..Options::default()
         });
-        let output = node(
-            "streamerbot.mjs",
-            &[
-                "right-password",
-                server.url("streamerbot"),
-                server.url("http"),
-                password,
-            ],
-        )
-        .await;
+        let output = server
+            .script(
+                "streamerbot.mjs",
+                &[
+                    "right-password",
+                    server.url("streamerbot"),
+                    server.url("http"),
+                    password,
+                ],
+            )
+            .await;
         output.assert_success();
         assert!(
             output.lines().contains(&"ok authenticated event"),
@@ -66,16 +67,17 @@ async fn the_official_streamerbot_client_is_refused_a_wrong_password_and_does_no
         password: Some("hunter2".into()),
         ..Options::default()
     });
-    let output = node(
-        "streamerbot.mjs",
-        &[
-            "wrong-password",
-            server.url("streamerbot"),
-            server.url("http"),
-            "wrong",
-        ],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot.mjs",
+            &[
+                "wrong-password",
+                server.url("streamerbot"),
+                server.url("http"),
+                "wrong",
+            ],
+        )
+        .await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok refused", "ok no reconnect"]);
     server.wait_for_log(": opened from");
@@ -90,11 +92,12 @@ async fn the_official_streamerbot_client_is_refused_a_wrong_password_and_does_no
 #[tokio::test]
 async fn pystreamerbot_subscribes_and_receives_a_follow() {
     let server = TestServer::start();
-    let output = python_script(
-        "streamerbot_client.py",
-        &[server.url("streamerbot"), server.url("http")],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot_client.py",
+            &[server.url("streamerbot"), server.url("http")],
+        )
+        .await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok ready", "ok follow"]);
 }
@@ -102,11 +105,12 @@ async fn pystreamerbot_subscribes_and_receives_a_follow() {
 #[tokio::test]
 async fn the_overlay_example_shows_follows_cheers_and_custom_broadcasts() {
     let server = TestServer::start();
-    let output = node(
-        "overlay.mjs",
-        &[server.url("streamerbot"), server.url("http")],
-    )
-    .await;
+    let output = server
+        .script(
+            "overlay.mjs",
+            &[server.url("streamerbot"), server.url("http")],
+        )
+        .await;
     output.assert_success();
     assert_eq!(
         output.lines(),
@@ -117,7 +121,9 @@ async fn the_overlay_example_shows_follows_cheers_and_custom_broadcasts() {
 #[tokio::test]
 async fn the_readme_do_action_example_prints_what_the_readme_says() {
     let server = server_with_shipped_rules();
-    let output = node("readme_example.mjs", &[server.url("streamerbot")]).await;
+    let output = server
+        .script("readme_example.mjs", &[server.url("streamerbot")])
+        .await;
     output.assert_success();
     assert_eq!(output.lines(), ["alert: Boss down (Alice)"]);
     server.wait_for_log("overlay alert for Alice: Boss down");
@@ -141,11 +147,12 @@ broadcastUserId = "UCl3oatIf9tYopHaZHvnH3xw"
         .into(),
         ..Options::default()
     });
-    let output = node(
-        "streamerbot.mjs",
-        &["broadcaster", server.url("streamerbot"), server.url("http")],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot.mjs",
+            &["broadcaster", server.url("streamerbot"), server.url("http")],
+        )
+        .await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok broadcaster"]);
 }
@@ -153,15 +160,16 @@ broadcastUserId = "UCl3oatIf9tYopHaZHvnH3xw"
 #[tokio::test]
 async fn a_pascal_case_spelling_reaches_the_official_client_after_a_lower_case_one() {
     let server = TestServer::start();
-    let output = node(
-        "streamerbot.mjs",
-        &[
-            "pascal-case-wins",
-            server.url("streamerbot"),
-            server.url("http"),
-        ],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot.mjs",
+            &[
+                "pascal-case-wins",
+                server.url("streamerbot"),
+                server.url("http"),
+            ],
+        )
+        .await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok pascal case wins"]);
 }

@@ -51,18 +51,30 @@ fn writer(
     })
 }
 
-fn post(url: &str, body: &Value) -> bool {
-    let response = ureq::post(url)
-        .timeout(crate::support::TIMEOUT)
-        .send_string(&body.to_string());
-    matches!(response, Ok(response) if response.status() == 200)
+/// A route of the HTTP face, with the admin token to write to it.
+#[derive(Clone)]
+struct Endpoint {
+    url: String,
+    authorization: String,
 }
 
-fn put(url: &str, body: &Value) -> bool {
-    let response = ureq::put(url)
-        .timeout(crate::support::TIMEOUT)
-        .send_string(&body.to_string());
-    matches!(response, Ok(response) if response.status() == 200)
+impl Endpoint {
+    fn of(server: &TestServer, path: &str) -> Endpoint {
+        Endpoint {
+            url: server.http(path),
+            authorization: server.authorization(),
+        }
+    }
+
+    /// Whether `method` with `body` was acknowledged (200).
+    fn send(&self, method: &str, suffix: &str, body: &Value) -> bool {
+        let response = ureq::request(method, &format!("{}{suffix}", self.url))
+            .timeout(crate::support::TIMEOUT)
+            .set("Authorization", &self.authorization)
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string());
+        matches!(response, Ok(response) if response.status() == 200)
+    }
 }
 
 /// Starts the three writers against `server`, lets them get `acks` acknowledgements between
@@ -74,8 +86,8 @@ fn write_then_kill(
 ) -> (Dirs, Arc<Acknowledged>) {
     let acknowledged = Arc::new(Acknowledged::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let events = server.http("/events");
-    let rules = server.http("/rules/");
+    let events = Endpoint::of(&server, "/events");
+    let rules = Endpoint::of(&server, "/rules/");
     let traces = server.http("/rules/01JE0000000000000000000TCK/traces");
     let (acks, acked) = mpsc::channel();
     let variables = {
@@ -88,7 +100,7 @@ fn write_then_kill(
                 let user = format!("c{cycle}v{n}");
                 let event = json!({"source": "twitch", "type": "crash_tick",
                     "user": {"id": user, "username": user}, "data": {"n": n}});
-                if !post(&events, &event) {
+                if !events.send("POST", "", &event) {
                     return None;
                 }
                 // The run's trace (this writer's events are the rule's only ones).
@@ -114,7 +126,7 @@ fn write_then_kill(
         move |n| {
             let name = format!("c{cycle}f{n}");
             let event = json!({"source": "twitch", "type": "follow", "user": {"nickname": name}});
-            post(&events, &event).then_some(name)
+            events.send("POST", "", &event).then_some(name)
         },
         |acknowledged| &acknowledged.follows,
     );
@@ -127,7 +139,7 @@ fn write_then_kill(
             let rule = json!({"kind": "rule", "schemaVersion": 1, "id": id, "name": id,
                 "enabled": true, "triggers": [{"id": "t", "on": "never", "sources": ["crash"]}],
                 "steps": [{"id": "l", "kind": "log", "message": "never"}]});
-            put(&format!("{rules}{id}"), &rule).then_some(id)
+            rules.send("PUT", &id, &rule).then_some(id)
         },
         |acknowledged| &acknowledged.rules,
     );

@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use crate::support::clients::{node, python_script};
 use crate::support::{Dirs, Options, TestServer, Ws};
 
 fn boss_rules(dirs: &Dirs) {
@@ -18,11 +17,12 @@ fn boss_rules(dirs: &Dirs) {
 #[tokio::test]
 async fn python_websockets_is_refused_without_the_right_token_in_either_form() {
     let server = TestServer::start();
-    let output = python_script(
-        "custom_client.py",
-        &["auth", server.url("custom"), server.token()],
-    )
-    .await;
+    let output = server
+        .script(
+            "custom_client.py",
+            &["auth", server.url("custom"), server.token()],
+        )
+        .await;
     output.assert_success();
     assert_eq!(
         output.lines(),
@@ -40,11 +40,12 @@ async fn python_websockets_is_refused_without_the_right_token_in_either_form() {
 #[tokio::test]
 async fn node_ws_is_refused_without_the_right_token_in_either_form() {
     let server = TestServer::start();
-    let output = node(
-        "custom.mjs",
-        &["auth", server.url("custom"), server.token()],
-    )
-    .await;
+    let output = server
+        .script(
+            "custom.mjs",
+            &["auth", server.url("custom"), server.token()],
+        )
+        .await;
     output.assert_success();
     assert_eq!(
         output.lines(),
@@ -61,11 +62,12 @@ async fn node_ws_is_refused_without_the_right_token_in_either_form() {
 #[tokio::test]
 async fn the_eleventh_connection_is_refused_with_1013() {
     let server = TestServer::start();
-    let output = python_script(
-        "custom_client.py",
-        &["cap", server.url("custom"), server.token(), "10"],
-    )
-    .await;
+    let output = server
+        .script(
+            "custom_client.py",
+            &["cap", server.url("custom"), server.token(), "10"],
+        )
+        .await;
     output.assert_success();
     assert_eq!(
         output.lines(),
@@ -80,11 +82,12 @@ async fn the_eleventh_connection_is_refused_with_1013() {
 #[tokio::test]
 async fn a_burst_of_100_messages_is_rate_limited_and_the_connection_stays_usable() {
     let server = TestServer::start();
-    let output = python_script(
-        "custom_client.py",
-        &["rate", server.url("custom"), server.token()],
-    )
-    .await;
+    let output = server
+        .script(
+            "custom_client.py",
+            &["rate", server.url("custom"), server.token()],
+        )
+        .await;
     output.assert_success();
     assert!(
         output.lines()[0].starts_with("ok rate limited"),
@@ -99,11 +102,12 @@ async fn injected_events_fire_rules_and_reach_matching_filters_only() {
     let dirs = Dirs::new();
     boss_rules(&dirs);
     let server = TestServer::start_in(dirs, Options::default());
-    let output = node(
-        "custom.mjs",
-        &["events", server.url("custom"), server.token()],
-    )
-    .await;
+    let output = server
+        .script(
+            "custom.mjs",
+            &["events", server.url("custom"), server.token()],
+        )
+        .await;
     output.assert_success();
     assert_eq!(
         output.lines(),
@@ -145,17 +149,18 @@ async fn a_configured_token_is_used_and_frames_over_the_limit_are_refused() {
 async fn one_bus_every_face() {
     let server = TestServer::start();
     // custom → Streamer.bot (the official client)
-    let output = node(
-        "streamerbot.mjs",
-        &[
-            "custom-inject",
-            server.url("streamerbot"),
-            server.url("http"),
-            server.url("custom"),
-            server.token(),
-        ],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot.mjs",
+            &[
+                "custom-inject",
+                server.url("streamerbot"),
+                server.url("http"),
+                server.url("custom"),
+                server.token(),
+            ],
+        )
+        .await;
     output.assert_success();
     assert_eq!(
         output.lines(),

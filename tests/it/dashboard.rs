@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::clients::{chromium, node, ScriptOutput};
+use crate::support::clients::{chromium, ScriptOutput};
 use crate::support::{project_dir, Options, TestServer, Ws};
 
 /// Runs a scenario of `dashboard.mjs` against `server`; screenshots go to `docs/screenshots`.
@@ -15,7 +15,7 @@ async fn browser(scenario: &str, server: &TestServer, args: &[&str]) -> ScriptOu
     let shots = shots.to_str().expect("a UTF-8 path").to_owned();
     let mut all = vec![scenario, server.url("http"), shots.as_str()];
     all.extend_from_slice(args);
-    let output = node("dashboard.mjs", &all).await;
+    let output = server.script("dashboard.mjs", &all).await;
     output.assert_success();
     output
 }
@@ -281,4 +281,50 @@ async fn the_state_page_shows_credits_and_variables_and_searches_them() {
     let (status, credits) = server.get("/credits");
     assert_eq!(status, 200);
     assert_eq!(credits["events"]["follows"], json!(["alice", "bob"]));
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_page_asks_for_the_admin_token_once() {
+    let server = TestServer::start_with(Options {
+        http_toml: "bind = \"0.0.0.0:0\"\n".into(),
+        ..Options::default()
+    });
+    let (status, _) = server.put(
+        "/actions/01JD3Q5S8N0W4X7Y2Z6A9B1C3H",
+        &serde_json::from_str(CELEBRATE).unwrap(),
+    );
+    assert_eq!(status, 200);
+    let output = browser("token", &server, &["not-the-token"]).await;
+    assert_steps(
+        &output,
+        &[
+            "asked",
+            "wrong refused",
+            "api with token",
+            "feed with token",
+            "kept",
+        ],
+    );
+    let logs = server.logs().join("\n");
+    assert!(
+        !logs.contains(server.admin_token()),
+        "the admin token is in the log"
+    );
+}
+
+#[tokio::test]
+async fn a_page_of_another_site_changes_nothing_and_reads_no_feed() {
+    let server = TestServer::start();
+    let mut feed = Ws::connect(&server.http("/dashboard/feed").replace("http://", "ws://")).await;
+    let output = browser("cross-origin", &server, &[]).await;
+    assert_steps(&output, &["cross-origin refused"]);
+    server.wait_for_logs("http: refused POST /events", 2);
+    server.wait_for_log("http: refused POST /connections/x/reconnect");
+    let marker = server.inject(json!({"source": "test", "type": "marker"}));
+    let first = feed.recv().await;
+    assert_eq!(
+        first["id"],
+        marker.as_str(),
+        "an event came before the marker: {first}"
+    );
 }

@@ -40,11 +40,12 @@ async fn an_http_event_fires_a_rule_whose_emit_reaches_the_official_client() {
         json!([{"on": "boss_defeated", "sources": ["mygame"]}]),
         json!([{"kind": "emit", "source": "mygame", "type": "boss_down", "data": {"boss": "{{ event.data.boss }}", "by": "{{ event.user.nickname }}"}}])));
     let server = TestServer::start_in(dirs, Options::default());
-    let output = crate::support::clients::node(
-        "streamerbot.mjs",
-        &["rule-emit", server.url("streamerbot"), server.url("http")],
-    )
-    .await;
+    let output = server
+        .script(
+            "streamerbot.mjs",
+            &["rule-emit", server.url("streamerbot"), server.url("http")],
+        )
+        .await;
     output.assert_success();
     assert_eq!(output.lines(), ["ok rule emit"]);
 }

@@ -530,9 +530,7 @@ fn socket_io_answers_every_mutated_packet_or_ends_the_connection() {
 /// A request to the HTTP face with a raw body: its status and its body as JSON (`null` when
 /// empty, `"not JSON"` when not).
 fn send(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let response = ureq::request(method, &server.http(path))
-        .timeout(TIMEOUT)
-        .send_string(body);
+    let response = server.request(method, path).send_string(body);
     let response = match response {
         Ok(response) | Err(ureq::Error::Status(_, response)) => response,
         Err(error) => panic!("{method} {path} failed: {error}"),

@@ -51,7 +51,7 @@ async fn bad_event_bodies_get_400_with_a_reason() {
         assert_eq!(reply["status"], "error");
         assert!(!reply["error"].as_str().unwrap().is_empty());
     }
-    let response = ureq::post(&server.http("/events")).send_string("{oops");
+    let response = server.request("POST", "/events").send_string("{oops");
     match response {
         Err(ureq::Error::Status(400, _)) => {}
         other => panic!("expected 400, got {other:?}"),
@@ -88,8 +88,9 @@ async fn do_action_and_get_actions_work_like_streamerbots_http_server() {
 
 /// Every sample of `GET /metrics`, as the Prometheus project's own parser reads the text.
 async fn scrape(server: &TestServer) -> Vec<(String, serde_json::Value, f64)> {
-    let output =
-        crate::support::clients::python_script("metrics.py", &[&server.http("/metrics")]).await;
+    let output = server
+        .script("metrics.py", &[&server.http("/metrics")])
+        .await;
     output.assert_success();
     output
         .lines()

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test boots the real server (see `support`) and talks
 //! to it over real sockets, with raw clients and with the real npm and PyPI clients.
 
+mod access;
 mod astro;
 mod budgets;
 mod cli;

@@ -1,7 +1,7 @@
 //! The Socket.IO face, driven by the real `socket.io-client` (npm) and `python-socketio`
 //! (PyPI) through HoloBridge's API, plus the raw HTTP of the Engine.IO handshake.
 
-use crate::support::clients::{node, python_script, ScriptOutput};
+use crate::support::clients::ScriptOutput;
 use crate::support::{Options, TestServer, TIMEOUT};
 
 fn options(api_keys: &str) -> Options {
@@ -68,11 +68,15 @@ fn assert_lines(output: &ScriptOutput, expected: &[&str]) {
 async fn socket_io_client_runs_the_checklist_over_polling_and_websocket() {
     let server = TestServer::start_with(options(r#"["key-1", "key-2"]"#));
     assert_lines(
-        &node("socketio.mjs", &args(&server, "checklist")).await,
+        &server
+            .script("socketio.mjs", &args(&server, "checklist"))
+            .await,
         CHECKLIST,
     );
     assert_lines(
-        &node("socketio.mjs", &args(&server, "websocket")).await,
+        &server
+            .script("socketio.mjs", &args(&server, "websocket"))
+            .await,
         WEBSOCKET,
     );
 }
@@ -80,9 +84,13 @@ async fn socket_io_client_runs_the_checklist_over_polling_and_websocket() {
 #[tokio::test]
 async fn python_socketio_runs_the_checklist_over_polling_and_websocket() {
     let server = TestServer::start_with(options(r#"["key-1", "key-2"]"#));
-    let checklist = python_script("socketio_client.py", &args(&server, "checklist")).await;
+    let checklist = server
+        .script("socketio_client.py", &args(&server, "checklist"))
+        .await;
     assert_lines(&checklist, CHECKLIST);
-    let websocket = python_script("socketio_client.py", &args(&server, "websocket")).await;
+    let websocket = server
+        .script("socketio_client.py", &args(&server, "websocket"))
+        .await;
     assert_lines(&websocket, WEBSOCKET);
 }
 
@@ -94,10 +102,14 @@ async fn without_api_keys_every_client_is_refused() {
         "ok no auth refused with Missing API key",
     ];
     assert_lines(
-        &node("socketio.mjs", &args(&server, "refused")).await,
+        &server
+            .script("socketio.mjs", &args(&server, "refused"))
+            .await,
         &expected,
     );
-    let python = python_script("socketio_client.py", &args(&server, "refused")).await;
+    let python = server
+        .script("socketio_client.py", &args(&server, "refused"))
+        .await;
     assert_lines(&python, &expected);
 }
 
@@ -277,7 +289,9 @@ async fn a_socket_that_stops_reading_is_dropped_as_too_slow_and_the_others_go_on
         sent += 1;
     }
     // Another client is served as usual.
-    let output = node("socketio.mjs", &args(&server, "websocket")).await;
+    let output = server
+        .script("socketio.mjs", &args(&server, "websocket"))
+        .await;
     assert_lines(&output, WEBSOCKET);
 }
 

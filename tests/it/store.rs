@@ -82,12 +82,18 @@ async fn a_duplicate_follow_is_acknowledged_only_once_the_first_is_on_disk() {
         let body =
             json!({"source": "twitch", "type": "follow", "user": {"nickname": name}}).to_string();
         let url = server.http("/events");
+        let authorization = server.authorization();
         let (acknowledged, first) = std::sync::mpsc::channel();
         for _ in 0..2 {
             let (url, body, acknowledged) = (url.clone(), body.clone(), acknowledged.clone());
+            let authorization = authorization.clone();
             std::thread::spawn(move || {
                 // The server may be killed under the other request: only a 200 is reported.
-                let response = ureq::post(&url).timeout(TIMEOUT).send_string(&body);
+                let response = ureq::post(&url)
+                    .timeout(TIMEOUT)
+                    .set("Authorization", &authorization)
+                    .set("Content-Type", "application/json")
+                    .send_string(&body);
                 if response.is_ok_and(|response| response.status() == 200) {
                     let _ = acknowledged.send(());
                 }

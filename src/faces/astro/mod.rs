@@ -37,7 +37,7 @@ use self::subscriptions::Subscriptions;
 use self::tokens::Tokens;
 use self::topics::Topic;
 use crate::event::Event;
-use crate::faces::{listen, listening, Setup, StartError, Started};
+use crate::faces::{listen, listening, origins, Setup, StartError, Started};
 use crate::registry::{
     set_interest, Closing, Encode, FaceKind, Frame, Interest, Registry, Room, SetInterest, ANY,
 };
@@ -78,6 +78,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         keys: Keys::new(&secret),
         registry: setup.registry.clone(),
         limits: setup.limits.clone(),
+        allowed_origins: config.listener.allowed_origins.clone(),
     }));
     let server = HttpServer::new(move || {
         App::new()
@@ -122,6 +123,8 @@ pub struct Shared {
     keys: Keys,
     registry: Addr<Registry>,
     limits: SessionLimits,
+    /// The pages that may connect (`astro.allowed_origins`); `None`: every page.
+    allowed_origins: Option<Vec<String>>,
 }
 
 /// The upgrade handler (any path): `?reconnect_token=` is checked here, its verdict applied
@@ -131,6 +134,9 @@ pub async fn upgrade(
     stream: web::Payload,
     shared: web::Data<Arc<Shared>>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if let Some(refused) = origins::refuse("astro", shared.allowed_origins.as_deref(), &request) {
+        return Ok(refused);
+    }
     let shared = shared.get_ref().clone();
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(request.query_string()).unwrap_or_default();

@@ -23,7 +23,7 @@ use self::protocol::{ErrorCode, Refusal, Request};
 use crate::config::Secret;
 use crate::engine::{self, EngineError, RuleEngine};
 use crate::event::{normalise, Event};
-use crate::faces::{listen, listening, Setup, Slot, StartError, Started};
+use crate::faces::{bearer, listen, listening, origins, Setup, Slot, StartError, Started};
 use crate::registry::{set_interest, Encode, FaceKind, Frame, Interest, Registry};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 
@@ -34,22 +34,8 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     if !config.listener.enabled {
         return Ok(None);
     }
-    let generated = config.token.is_empty();
-    let token = if generated {
-        Secret(
-            setup
-                .store
-                .meta_string_or_insert(TOKEN_KEY, generate_token)
-                .await?,
-        )
-    } else {
-        config.token.clone()
-    };
-    let origin = if generated {
-        "generated, kept in the data dir"
-    } else {
-        "from custom.token"
-    };
+    let (token, origin) =
+        bearer::kept(setup.store, TOKEN_KEY, &config.token, "custom.token").await?;
     let note = format!(
         "custom token {} ({origin}; send it as Authorization: Bearer or ?token=)",
         token.expose()
@@ -64,6 +50,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         registry: setup.registry.clone(),
         engine: setup.engine.clone(),
         limits: setup.limits.clone(),
+        allowed_origins: config.listener.allowed_origins.clone(),
     }));
     let server = HttpServer::new(move || {
         App::new()
@@ -96,28 +83,8 @@ pub struct Shared {
     pub registry: Addr<Registry>,
     pub engine: Addr<RuleEngine>,
     pub limits: SessionLimits,
-}
-
-/// The token a client offers: the `Authorization: Bearer` credential when that header is
-/// present, else the first `token` query parameter.
-fn candidate(request: &HttpRequest) -> Option<String> {
-    if let Some(header) = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-    {
-        let header = header.to_str().unwrap_or_default();
-        if let Some((scheme, credential)) = header.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                return Some(credential.trim().to_owned());
-            }
-        }
-    }
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-    query
-        .into_iter()
-        .find(|(key, _)| key == "token")
-        .map(|(_, value)| value)
+    /// The pages that may connect (`custom.allowed_origins`); `None`: every page.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Whether a connection may talk: refused, over the cap, or holding a slot.
@@ -130,23 +97,18 @@ enum Access {
 /// The key of the generated token in the store's `meta` tree.
 pub const TOKEN_KEY: &str = "custom.token";
 
-/// A new token: 32 bytes from the operating system's CSPRNG, base64url without padding.
-pub fn generate_token() -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).expect("the operating system provides random bytes");
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// The upgrade handler (any path).
 pub async fn upgrade(
     request: HttpRequest,
     stream: web::Payload,
     shared: web::Data<Arc<Shared>>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if let Some(refused) = origins::refuse("custom", shared.allowed_origins.as_deref(), &request) {
+        return Ok(refused);
+    }
     let shared = shared.get_ref().clone();
-    let authorized = candidate(&request)
+    let authorized = bearer::bearer(&request)
+        .or_else(|| bearer::query(&request))
         .is_some_and(|candidate| !candidate.is_empty() && shared.token.matches(&candidate));
     let access = if !authorized {
         log::warn!(

@@ -6,7 +6,6 @@
 //! ([`Encoder`]), whatever the number of open tabs.
 
 use actix::Addr;
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::event::Event;
@@ -80,35 +79,13 @@ impl Face for Feed {
     }
 }
 
-/// Whether `request` comes from a page of this server (or from no page at all): a page of
-/// another site must not read the feed (browsers let any page open a WebSocket anywhere).
-fn same_origin(request: &HttpRequest) -> bool {
-    let Some(origin) = request.headers().get(header::ORIGIN) else {
-        return true;
-    };
-    let host = request.headers().get(header::HOST);
-    match (origin.to_str(), host.map(|host| host.to_str())) {
-        (Ok(origin), Some(Ok(host))) => origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|origin_host| origin_host.eq_ignore_ascii_case(host)),
-        _ => false,
-    }
-}
-
-/// `GET /dashboard/feed`: upgrades to the feed's WebSocket.
+/// `GET /dashboard/feed`: upgrades to the feed's WebSocket (the HTTP face's guard has checked the
+/// token and the page's origin).
 pub async fn upgrade(
     shared: web::Data<Shared>,
     request: HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    if !same_origin(&request) {
-        log::warn!(
-            "dashboard feed: refused an upgrade from another site's page ({:?})",
-            request.headers().get(header::ORIGIN)
-        );
-        return Ok(HttpResponse::Forbidden().finish());
-    }
     let feed = Feed {
         registry: shared.registry.clone(),
     };

@@ -37,12 +37,13 @@ use socketioxide::{SendError, SocketError, SocketIo};
 use subtle::ConstantTimeEq;
 use tower::ServiceBuilder;
 use tower_http::add_extension::AddExtension;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::config::Secret;
 use crate::engine::{self, RuleEngine};
 use crate::event::Event;
-use crate::faces::{Setup, Slot, StartError, Started};
+use crate::faces::{origins, Setup, Slot, StartError, Started};
 use crate::registry::{
     Closing, Connect, Disconnect, Encode, FaceKind, Frame, Interest, Outgoing, Outlet, Refused,
     Registry, Room, SessionId, SetInterest, ANY,
@@ -84,6 +85,8 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         let _context = runtime.enter();
         tokio::net::TcpListener::from_std(listener).map_err(bind_error)?
     };
+    let allowed_origins: Option<Arc<[String]>> =
+        config.listener.allowed_origins.clone().map(Into::into);
     let shared = Arc::new(Shared {
         keys: ApiKeys::new(&config.api_keys),
         registry: setup.registry.clone(),
@@ -101,6 +104,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
                 listener,
                 shared,
                 (send_queue, max_connections),
+                allowed_origins,
                 stopped,
             )
         })
@@ -131,6 +135,7 @@ fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     (send_queue, max_connections): (usize, usize),
+    allowed_origins: Option<Arc<[String]>>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -148,7 +153,10 @@ fn serve(
         .build_svc();
     io.ns("/", opened.with(authenticate(shared)));
     let service = ServiceBuilder::new()
-        .layer(CorsLayer::very_permissive())
+        .layer(ValidateRequestHeaderLayer::custom(refuse_other_origins(
+            allowed_origins.clone(),
+        )))
+        .layer(cors(allowed_origins))
         .service(service);
     runtime.block_on(async move {
         loop {
@@ -196,6 +204,36 @@ fn serve(
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Refuses (403) a request from a page whose origin is not in `socketio.allowed_origins`.
+fn refuse_other_origins<B, Body: Default>(
+    allowed: Option<Arc<[String]>>,
+) -> impl FnMut(&mut hyper::Request<B>) -> Result<(), hyper::Response<Body>> + Clone {
+    move |request| {
+        let origin = request.headers().get(hyper::header::ORIGIN);
+        if origins::permits(allowed.as_deref(), origin.map(|origin| origin.as_bytes())) {
+            return Ok(());
+        }
+        log::warn!(
+            "socketio: refused a request: its page's origin {origin:?} is not in socketio.allowed_origins"
+        );
+        let mut refused = hyper::Response::new(Body::default());
+        *refused.status_mut() = hyper::StatusCode::FORBIDDEN;
+        Err(refused)
+    }
+}
+
+/// CORS as HoloBridge answers it (every origin echoed, credentials allowed), or for the allowed
+/// origins only.
+fn cors(allowed: Option<Arc<[String]>>) -> CorsLayer {
+    let cors = CorsLayer::very_permissive();
+    match allowed {
+        None => cors,
+        Some(allowed) => cors.allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins::permits(Some(&allowed), Some(origin.as_bytes()))
+        })),
+    }
 }
 
 /// A connection's stream and its slot among `socketio.max_connections`: the slot is released

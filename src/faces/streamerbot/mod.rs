@@ -35,7 +35,7 @@ use crate::config::Secret;
 use crate::engine::loader::DocumentSet;
 use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{format_time, normalise, Event};
-use crate::faces::{listen, listening, Setup, StartError, Started};
+use crate::faces::{listen, listening, origins, Setup, StartError, Started};
 use crate::registry::{
     set_interest, Encode, FaceKind, Frame, Interest, Registry, Room, SessionId, SetInterest,
 };
@@ -86,6 +86,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         globals: setup.store.table("globals")?,
         limits: setup.limits.clone(),
         lockout: Lockout::default(),
+        allowed_origins: config.listener.allowed_origins.clone(),
     }));
     let endpoint = config.endpoint.clone();
     let server = HttpServer::new(move || {
@@ -124,6 +125,8 @@ pub struct Shared {
     pub limits: SessionLimits,
     /// Failed authentications per peer address.
     pub lockout: Lockout,
+    /// The pages that may connect (`streamerbot.allowed_origins`); `None`: every page.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Renders events as this face's frame for the registry.
@@ -149,6 +152,11 @@ pub async fn upgrade(
     stream: web::Payload,
     shared: web::Data<Arc<Shared>>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if let Some(refused) =
+        origins::refuse("streamerbot", shared.allowed_origins.as_deref(), &request)
+    {
+        return Ok(refused);
+    }
     let shared = shared.get_ref().clone();
     let limits = shared.limits.clone();
     let registry = shared.registry.clone();

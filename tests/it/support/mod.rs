@@ -34,6 +34,12 @@ pub struct Options {
     pub custom_toml: String,
     /// More keys of the `[socketio]` table.
     pub socketio_toml: String,
+    /// More keys of the `[http]` table (`bind` replaces the loopback one, on every face).
+    pub http_toml: String,
+    /// More keys of the `[streamerbot]` table.
+    pub streamerbot_toml: String,
+    /// More keys of the `[astro]` table.
+    pub astro_toml: String,
     /// Extra TOML appended to the ephemeral configuration.
     pub extra_toml: String,
 }
@@ -67,6 +73,10 @@ pub struct TestServer {
     urls: HashMap<String, String>,
     /// The custom face's token, from the banner.
     token: Option<String>,
+    /// The HTTP face's admin token, from the banner.
+    admin_token: Option<String>,
+    /// The banner's lines, before `ready`.
+    banner: Vec<String>,
     logs: Arc<Logs>,
     pub dirs: Dirs,
     options: Options,
@@ -86,20 +96,23 @@ impl TestServer {
         let config = dirs.config.path().join("switchboard.toml");
         let mut toml = String::new();
         for face in ["http", "streamerbot", "custom", "astro", "socketio"] {
-            toml.push_str(&format!("[{face}]\nbind = \"127.0.0.1:0\"\n"));
+            toml.push_str(&format!("[{face}]\n"));
+            let more = match face {
+                "http" => &options.http_toml,
+                "streamerbot" => &options.streamerbot_toml,
+                "custom" => &options.custom_toml,
+                "astro" => &options.astro_toml,
+                _ => &options.socketio_toml,
+            };
+            toml.push_str(more);
+            if !more.contains("bind") {
+                toml.push_str("bind = \"127.0.0.1:0\"\n");
+            }
             if let (Some(token), "custom") = (&options.custom_token, face) {
                 toml.push_str(&format!("token = {}\n", Value::from(token.as_str())));
             }
-            if face == "custom" {
-                toml.push_str(&options.custom_toml);
-            }
-            if face == "socketio" {
-                toml.push_str(&options.socketio_toml);
-            }
-            if face == "streamerbot" {
-                if let Some(password) = &options.password {
-                    toml.push_str(&format!("password = {}\n", Value::from(password.as_str())));
-                }
+            if let (Some(password), "streamerbot") = (&options.password, face) {
+                toml.push_str(&format!("password = {}\n", Value::from(password.as_str())));
             }
         }
         toml.push_str(&options.extra_toml);
@@ -121,6 +134,8 @@ impl TestServer {
         collect_logs(child.stderr.take().expect("piped stderr"), logs.clone());
         let mut urls = HashMap::new();
         let mut token = None;
+        let mut admin_token = None;
+        let mut banner = Vec::new();
         loop {
             let line = match lines.recv_timeout(TIMEOUT) {
                 Ok(line) => line,
@@ -132,20 +147,24 @@ impl TestServer {
             if line == "ready" {
                 break;
             }
+            banner.push(line.clone());
             let words: Vec<&str> = line.split_whitespace().collect();
-            if let ["custom", "token", value, ..] = words[..] {
-                token = Some(value.to_owned());
-            }
-            if let [face, url] = words[..] {
-                if url.contains("://") {
-                    urls.insert(face.to_owned(), url.to_owned());
+            match words[..] {
+                ["custom", "token", value, ..] => token = Some(value.to_owned()),
+                ["http", "token", value, ..] => admin_token = Some(value.to_owned()),
+                // A face on every interface is reached through loopback.
+                [face, url] if url.contains("://") => {
+                    urls.insert(face.to_owned(), url.replace("0.0.0.0", "127.0.0.1"));
                 }
+                _ => {}
             }
         }
         TestServer {
             child: KilledOnDrop(child),
             urls,
             token,
+            admin_token,
+            banner,
             logs,
             dirs,
             options,
@@ -164,6 +183,42 @@ impl TestServer {
         self.token
             .as_deref()
             .expect("the banner prints the custom token")
+    }
+
+    /// The banner's lines, before `ready`.
+    pub fn banner(&self) -> &[String] {
+        &self.banner
+    }
+
+    /// The HTTP face's admin token, as the banner printed it.
+    pub fn admin_token(&self) -> &str {
+        self.admin_token
+            .as_deref()
+            .expect("the banner prints the admin token")
+    }
+
+    /// `Authorization: Bearer` with the admin token.
+    pub fn authorization(&self) -> String {
+        format!("Bearer {}", self.admin_token())
+    }
+
+    /// A request to the HTTP face with the admin token (and a JSON content type, for bodies).
+    pub fn request(&self, method: &str, path: &str) -> ureq::Request {
+        ureq::request(method, &self.http(path))
+            .timeout(TIMEOUT)
+            .set("Authorization", &self.authorization())
+            .set("Content-Type", "application/json")
+    }
+
+    /// Runs a client script (Node for `.mjs`, else Python) of `tests/clients` that writes to
+    /// this server's HTTP API: `SWITCHBOARD_TOKEN` holds the admin token.
+    pub async fn script(&self, script: &str, args: &[&str]) -> clients::ScriptOutput {
+        let env = [("SWITCHBOARD_TOKEN", self.admin_token())];
+        if script.ends_with(".mjs") {
+            clients::node_with(script, args, &env).await
+        } else {
+            clients::python_with(script, args, &env).await
+        }
     }
 
     /// `http://…/path` on the HTTP face.
@@ -281,16 +336,12 @@ impl TestServer {
 
     /// Sends PUT with a JSON body to the HTTP face.
     pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
-        read_response(
-            ureq::put(&self.http(path))
-                .timeout(TIMEOUT)
-                .send_string(&body.to_string()),
-        )
+        read_response(self.request("PUT", path).send_string(&body.to_string()))
     }
 
     /// Sends DELETE to the HTTP face.
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        read_response(ureq::delete(&self.http(path)).timeout(TIMEOUT).call())
+        read_response(self.request("DELETE", path).call())
     }
 
     /// Sends SIGTERM, as a service manager stopping Switchboard would.
@@ -304,15 +355,12 @@ impl TestServer {
 
     /// POSTs JSON to the HTTP face; returns the status and the body as JSON (null when empty).
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = ureq::post(&self.http(path))
-            .timeout(TIMEOUT)
-            .send_string(&body.to_string());
-        read_response(response)
+        read_response(self.request("POST", path).send_string(&body.to_string()))
     }
 
     /// GETs from the HTTP face.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        read_response(ureq::get(&self.http(path)).timeout(TIMEOUT).call())
+        read_response(self.request("GET", path).call())
     }
 
     /// Injects an event through `POST /events` and returns its id.

@@ -1,12 +1,55 @@
 // The HTTP API of the server that served the page: every request stays on this origin.
 
+// The admin token, when the server asks for one (it does beyond loopback, and for changes made
+// without the dashboard's own page): asked for once and kept in this browser's localStorage.
+const TOKEN_KEY = 'switchboard.adminToken';
+
+/** The kept admin token, or '' when none was asked for. */
+export function adminToken() {
+  return localStorage.getItem(TOKEN_KEY) || '';
+}
+
+let asking = null;
+
+/** Shows the token dialog (once for every request waiting on it); resolves when a token is kept. */
+function askForToken(why) {
+  const error = document.getElementById('token-error');
+  error.hidden = !adminToken();
+  error.textContent = why;
+  if (!asking) {
+    asking = new Promise((resolve) => {
+      const dialog = document.getElementById('token-dialog');
+      const form = document.getElementById('token-form');
+      const input = document.getElementById('token-input');
+      form.addEventListener('submit', (submitted) => {
+        submitted.preventDefault();
+        localStorage.setItem(TOKEN_KEY, input.value.trim());
+        input.value = '';
+        dialog.close();
+        asking = null;
+        resolve();
+      }, { once: true });
+      dialog.showModal();
+    });
+  }
+  return asking;
+}
+
 /** Sends `method path` with an optional JSON body; answers {status, body} (body: JSON or null). */
 export async function request(method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  for (;;) {
+    const answer = await send(method, path, body);
+    if (answer.status !== 401) return answer;
+    await askForToken(errorText(answer));
   }
+}
+
+async function send(method, path, body) {
+  const init = { method, headers: {} };
+  if (method === 'POST' || method === 'PUT') init.headers['Content-Type'] = 'application/json';
+  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  const token = adminToken();
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, init);
   const text = await response.text();
   let json = null;

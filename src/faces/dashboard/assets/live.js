@@ -6,7 +6,7 @@
 // paused, events are held (at most MAX_HELD; beyond that the oldest are dropped from view and
 // counted) and drawn on resume.
 
-import { brief, el, userName } from './api.js';
+import { adminToken, brief, el, userName } from './api.js';
 
 /** Rows in the table at most. */
 const MAX_ROWS = 500;
@@ -164,7 +164,10 @@ function status(text, kind) {
 
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/dashboard/feed`);
+  // A browser cannot set headers on a WebSocket: the token goes in the query.
+  const token = adminToken();
+  const query = token ? `?token=${encodeURIComponent(token)}` : '';
+  const socket = new WebSocket(`${scheme}://${location.host}/dashboard/feed${query}`);
   state.socket = socket;
   socket.addEventListener('open', () => {
     state.retry = 500;

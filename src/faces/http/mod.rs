@@ -9,6 +9,7 @@
 
 use actix::Addr;
 use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -18,7 +19,7 @@ use crate::engine::document::Kind;
 use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{Event, User};
 use crate::faces::dashboard::{self, feed};
-use crate::faces::{listen, listening, Setup, StartError, Started};
+use crate::faces::{bearer, listen, listening, Setup, StartError, Started};
 use crate::outbound::{
     DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
     ReconnectConnection,
@@ -26,6 +27,13 @@ use crate::outbound::{
 use crate::registry::{FaceKind, ListSessions, Registry};
 use crate::session;
 use crate::store::Table;
+
+mod guard;
+
+use guard::Guard;
+
+/// The key of the generated admin token in the store's `meta` tree.
+pub const TOKEN_KEY: &str = "http.token";
 
 /// What the HTTP handlers share.
 pub struct Shared {
@@ -39,7 +47,7 @@ pub struct Shared {
 /// Starts the face, if enabled.
 pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     let listener = &setup.config.http;
-    if !listener.enabled {
+    if !listener.listener.enabled {
         return Ok(None);
     }
     let shared = web::Data::new(Shared {
@@ -53,9 +61,31 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         registry: setup.registry.clone(),
         limits: setup.limits.clone(),
     });
+    let (token, origin) =
+        bearer::kept(setup.store, TOKEN_KEY, &listener.token, "http.token").await?;
+    let note = format!(
+        "http token   {} ({origin}; {})",
+        token.expose(),
+        if listener.listener.exposed() {
+            "every route but /health needs it, as Authorization: Bearer"
+        } else {
+            "scripts send it as Authorization: Bearer to change anything"
+        }
+    );
+    let guard = web::Data::new(Guard {
+        token,
+        exposed: listener.listener.exposed(),
+        allowed_origins: listener
+            .listener
+            .allowed_origins
+            .clone()
+            .unwrap_or_default(),
+    });
     let max_body = setup.limits.max_message_bytes;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(guard::check))
+            .app_data(guard.clone())
             .app_data(shared.clone())
             .app_data(feed.clone())
             .app_data(web::PayloadConfig::new(max_body))
@@ -63,8 +93,10 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
             .configure(dashboard::routes)
     })
     .on_connect(session::peer::keep);
-    let bound = listen(server, "http", listener.bind, "http", "/")?;
-    Ok(Some(listening("http", bound)))
+    let bound = listen(server, "http", listener.listener.bind, "http", "/")?;
+    let mut started = listening("http", bound);
+    started.notes.push(note);
+    Ok(Some(started))
 }
 
 /// Mounts the routes.
