@@ -1,4 +1,4 @@
-// Drives Switchboard's socketio face (HoloBridge-compatible, specs/socketio.md) with the official
+// Drives Switchboard's socketio face (HoloBridge-compatible, docs/socketio.md) with the official
 // socket.io-client 4.x, as a HoloBridge client would. Events are injected through the custom (VMSC) face
 // with the `ws` package and with `POST <http-url>events` (global fetch).
 // Usage: node socketio.mjs <scenario> <socketio-url> <http-url> <custom-url> <custom-token>
@@ -193,6 +193,9 @@ function expectOkAck(reply, payload) {
 async function checklist() {
   const a = await connected('A', { apiKey: 'key-1' });
   await upgraded(a);
+  // What the open packet told the client (engine.io-client keeps it in these fields).
+  const { engine } = a.socket.io;
+  assert.deepEqual([engine._pingInterval, engine._pingTimeout, engine._maxPayload], [25000, 20000, 1000000]);
   ok('connect with key-1 (polling, then upgrade to websocket)');
   const c = await connected('C', { apiKey: 'key-2' });
   ok('connect with key-2');

@@ -1,4 +1,4 @@
-"""Drives Switchboard's socketio face (HoloBridge-compatible, specs/socketio.md) with python-socketio's
+"""Drives Switchboard's socketio face (HoloBridge-compatible, docs/socketio.md) with python-socketio's
 AsyncClient (aiohttp). Events are injected through the custom (VMSC) face with `websockets` and with
 `POST <http-url>events` (aiohttp).
 

@@ -173,3 +173,55 @@ async fn a_pascal_case_spelling_reaches_the_official_client_after_a_lower_case_o
     output.assert_success();
     assert_eq!(output.lines(), ["ok pascal case wins"]);
 }
+
+/// The event names `@streamerbot/client` declares (`StreamerbotEvents` in its type
+/// declarations), by category, read from the installed package.
+fn declared_event_names() -> Vec<(String, Vec<String>)> {
+    let declarations = crate::support::clients::node_dir()
+        .join("node_modules/@streamerbot/client/dist/index.d.ts");
+    let text = std::fs::read_to_string(&declarations).expect("the client's declarations");
+    let block = text
+        .split_once("declare const StreamerbotEvents: {")
+        .and_then(|(_, rest)| rest.split_once("\n};"))
+        .expect("StreamerbotEvents is declared")
+        .0;
+    block
+        .lines()
+        .filter_map(|line| {
+            let (category, names) = line.trim().strip_prefix("readonly ")?.split_once(':')?;
+            let names = names
+                .trim()
+                .strip_prefix("readonly [")?
+                .strip_suffix("];")?;
+            let names = names
+                .split(',')
+                .map(|name| name.trim().trim_matches('"').to_owned())
+                .filter(|name| !name.is_empty())
+                .collect();
+            Some((category.trim().to_owned(), names))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn get_events_lists_every_name_of_the_installed_client_in_its_spelling() {
+    let declared = declared_event_names();
+    let count: usize = declared.iter().map(|(_, names)| names.len()).sum();
+    assert!(count > 400, "only {count} names parsed from the client");
+    let server = TestServer::start();
+    let (mut ws, _) = crate::support::Ws::streamerbot(&server).await;
+    let answer = ws
+        .request(serde_json::json!({"request": "GetEvents", "id": "e"}))
+        .await;
+    for (category, names) in declared {
+        let listed = answer["events"][&category]
+            .as_array()
+            .unwrap_or_else(|| panic!("GetEvents lists no category {category}"));
+        for name in names {
+            assert!(
+                listed.iter().any(|listed| listed == name.as_str()),
+                "GetEvents lacks {category}.{name}"
+            );
+        }
+    }
+}

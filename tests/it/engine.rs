@@ -382,6 +382,21 @@ async fn a_template_naming_a_namespace_alone_is_warned_about_at_load() {
 }
 
 #[tokio::test]
+async fn a_document_variable_named_like_a_namespace_is_warned_about_at_load() {
+    let dirs = Dirs::new();
+    dirs.write_rule(
+        "shadow.action.json",
+        &json!({"kind": "action", "schemaVersion": 1,
+        "id": "01JE0W4RN5HAD0WED000000001", "name": "Shadow", "variables": {"user": "x"},
+        "steps": [{"kind": "log", "message": "{{ args.user }}"}]})
+        .to_string(),
+    );
+    let server = TestServer::start_in(dirs, Options::default());
+    let line = server.wait_for_log("the variable `user` is shadowed in templates");
+    assert!(line.contains("read it as `args.user`"), "{line}");
+}
+
+#[tokio::test]
 async fn a_json_path_slice_with_step_0_is_refused_at_load() {
     let server = TestServer::start();
     let id = "01JE0J50NPA7HSTEP000000000";

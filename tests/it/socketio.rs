@@ -375,3 +375,22 @@ async fn a_socket_is_listed_in_sessions_with_its_address_and_guilds() {
         "{session}"
     );
 }
+
+#[tokio::test]
+async fn an_event_posted_over_http_reaches_only_its_guild() {
+    use serde_json::json;
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let mut in_111 = Sio::join(&server, &["111"]).await;
+    let mut in_222 = Sio::join(&server, &["222"]).await;
+    server.inject(
+        json!({"source": "discord", "type": "messageCreate", "room": "111",
+        "data": {"content": "for 111"}}),
+    );
+    server.inject(
+        json!({"source": "discord", "type": "messageCreate", "room": "222",
+        "data": {"content": "for 222"}}),
+    );
+    assert_eq!(in_111.discord().await["data"]["content"], "for 111");
+    // The first event 222 sees is its own: 111's never reached it.
+    assert_eq!(in_222.discord().await["data"]["content"], "for 222");
+}
