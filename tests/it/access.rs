@@ -157,6 +157,11 @@ fn every_route_asks_for_the_admin_token_as_its_bind_requires() {
             let (status, said) = tried(method, &path, &[JSON, ("Authorization", &right)], &body);
             assert!(![401, 403, 415].contains(&status), "{said}");
         }
+        // Encoded, a route is still that route (the router decodes it).
+        let (status, said) = tried("GET", "/dashboard/%66eed", &[], "");
+        assert_eq!(status == 401, everywhere, "{said}");
+        let (status, said) = tried("POST", "/%65vents", &[JSON], "{}");
+        assert_eq!(status, 401, "{said}");
         // The dashboard's own page changes things without the token on loopback only.
         let own = server.url("http").trim_end_matches('/').to_owned();
         let event = json!({"source": "test", "type": "same_origin"}).to_string();

@@ -100,7 +100,7 @@ impl Guard {
         }
         let changes = ![Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method());
         // The feed too: any page may open a WebSocket anywhere, and the feed shows every event.
-        let feed = request.path() == FEED;
+        let feed = routed_path(request) == FEED;
         if (changes || feed) && !self.origin_allowed(request) {
             return Err(Refusal::Origin);
         }
@@ -137,10 +137,16 @@ impl Guard {
 
 /// `/health`, and the dashboard's page and scripts.
 fn open(request: &HttpRequest) -> bool {
-    let path = request.path();
+    let path = routed_path(request);
     path == "/health"
         || ([Method::GET, Method::HEAD].contains(request.method())
             && (path == "/" || (path.starts_with("/dashboard/") && path != FEED)))
+}
+
+/// The path as the router matches it: percent-encoded characters decoded (`/dashboard/%66eed`
+/// is the feed), which the raw `request.path()` is not.
+fn routed_path(request: &HttpRequest) -> &str {
+    request.match_info().as_str()
 }
 
 fn origin(request: &HttpRequest) -> Option<&str> {
