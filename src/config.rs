@@ -77,6 +77,17 @@ pub struct RawConfig {
 pub struct RawFace {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls = { cert = "…", key = "…" }`: the PEM files a face serves TLS with (docs/tls.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate, then any intermediate certificates of its chain.
+    pub cert: PathBuf,
+    /// The private key: PKCS#8, RSA (PKCS#1) or SEC1.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +95,7 @@ pub struct RawFace {
 pub struct RawStreamerbot {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     pub endpoint: Option<String>,
     pub password: Option<Secret>,
     /// Platform → the broadcaster's identity, in Streamer.bot's own field names.
@@ -96,6 +108,7 @@ pub struct RawStreamerbot {
 pub struct RawCustom {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     pub token: Option<Secret>,
     pub max_connections: Option<u32>,
     pub rate_limit_per_second: Option<u32>,
@@ -106,6 +119,7 @@ pub struct RawCustom {
 pub struct RawAstro {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub tokens: Vec<AstroToken>,
 }
@@ -125,6 +139,7 @@ pub struct AstroToken {
 pub struct RawSocketio {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub api_keys: Vec<Secret>,
     pub max_connections: Option<u32>,
@@ -187,11 +202,12 @@ pub struct Overrides {
     pub rules_dir: Option<PathBuf>,
 }
 
-/// A face's listener: off, or on at an address (port 0 picks a free port).
+/// A face's listener: off, or on at an address (port 0 picks a free port), with TLS or not.
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub enabled: bool,
     pub bind: SocketAddr,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +316,7 @@ impl Config {
         let listener = |key: &str,
                         enabled: Option<bool>,
                         bind: Option<String>,
+                        tls: Option<TlsFiles>,
                         default: &str|
          -> Result<Listener, ConfigError> {
             let text = bind.unwrap_or_else(|| default.to_owned());
@@ -312,6 +329,7 @@ impl Config {
             Ok(Listener {
                 enabled: enabled.unwrap_or(true),
                 bind,
+                tls,
             })
         };
 
@@ -432,12 +450,13 @@ impl Config {
                 .rules_dir
                 .or(raw.rules_dir)
                 .unwrap_or_else(|| "./rules".into()),
-            http: listener("http", http.enabled, http.bind, "127.0.0.1:7474")?,
+            http: listener("http", http.enabled, http.bind, http.tls, "127.0.0.1:7474")?,
             streamerbot: StreamerbotConfig {
                 listener: listener(
                     "streamerbot",
                     streamerbot.enabled,
                     streamerbot.bind,
+                    streamerbot.tls,
                     "127.0.0.1:8080",
                 )?,
                 endpoint,
@@ -445,13 +464,25 @@ impl Config {
                 broadcaster: streamerbot.broadcaster,
             },
             custom: CustomConfig {
-                listener: listener("custom", custom.enabled, custom.bind, "127.0.0.1:7895")?,
+                listener: listener(
+                    "custom",
+                    custom.enabled,
+                    custom.bind,
+                    custom.tls,
+                    "127.0.0.1:7895",
+                )?,
                 token: custom.token.unwrap_or_default(),
                 max_connections: custom.max_connections.unwrap_or(10),
                 rate_limit_per_second: custom.rate_limit_per_second.unwrap_or(60),
             },
             astro: AstroConfig {
-                listener: listener("astro", astro.enabled, astro.bind, "127.0.0.1:7896")?,
+                listener: listener(
+                    "astro",
+                    astro.enabled,
+                    astro.bind,
+                    astro.tls,
+                    "127.0.0.1:7896",
+                )?,
                 tokens: astro.tokens,
             },
             socketio: SocketioConfig {
@@ -459,6 +490,7 @@ impl Config {
                     "socketio",
                     socketio.enabled,
                     socketio.bind,
+                    socketio.tls,
                     "127.0.0.1:3000",
                 )?,
                 api_keys: socketio.api_keys,
@@ -723,6 +755,36 @@ mod tests {
             std::time::Duration::from_millis(250)
         );
         assert_eq!(config.limits.unauthenticated_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn every_face_takes_tls_files_and_refuses_unknown_tls_keys() {
+        let faces = ["http", "streamerbot", "custom", "astro", "socketio"];
+        let text: String = faces
+            .iter()
+            .map(|face| format!("[{face}]\ntls = {{ cert = \"{face}.pem\", key = \"k.pem\" }}\n"))
+            .collect();
+        let config = resolve(&text).unwrap();
+        let listeners = [
+            &config.http,
+            &config.streamerbot.listener,
+            &config.custom.listener,
+            &config.astro.listener,
+            &config.socketio.listener,
+        ];
+        for (face, listener) in faces.iter().zip(listeners) {
+            let tls = listener.tls.as_ref().expect("tls files");
+            assert_eq!(tls.cert, PathBuf::from(format!("{face}.pem")));
+            assert_eq!(tls.key, PathBuf::from("k.pem"));
+        }
+        assert!(resolve("").unwrap().custom.listener.tls.is_none());
+        let error = resolve("[astro]\ntls = { cert = \"c\", key = \"k\", ca = \"x\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("test.toml: astro.tls.ca: unknown field"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
             .configure(dashboard::routes)
     })
     .on_connect(session::peer::keep);
-    let bound = listen(server, "http", listener.bind, "http", "/")?;
+    let bound = listen(server, "http", listener, "http", "/")?;
     Ok(Some(listening("http", bound)))
 }
 

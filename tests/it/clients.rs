@@ -7,7 +7,7 @@ use crate::support::{Options, TestServer};
 
 #[tokio::test]
 async fn the_official_streamerbot_client_works_without_a_password() {
-    let server = server_with_actions();
+    let server = server_with_actions(Options::default());
     let output = node(
         "streamerbot.mjs",
         &["no-password", server.url("streamerbot"), server.url("http")],

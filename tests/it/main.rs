@@ -18,3 +18,4 @@ mod socketio;
 mod store;
 mod streamerbot;
 mod support;
+mod tls;

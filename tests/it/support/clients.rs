@@ -154,10 +154,16 @@ impl ScriptOutput {
     }
 }
 
-/// Runs `program args…` in `tests/clients`, killed after [`SCRIPT_TIMEOUT`].
-pub async fn run_script(program: &std::path::Path, args: &[&str]) -> ScriptOutput {
+/// Runs `program args…` in `tests/clients` with more environment variables, killed after
+/// [`SCRIPT_TIMEOUT`].
+pub async fn run_script(
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> ScriptOutput {
     let child = tokio::process::Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(clients_dir())
         .kill_on_drop(true)
         .output();
@@ -227,10 +233,15 @@ impl Streaming {
 
 /// Runs a Node script of `tests/clients`.
 pub async fn node(script: &str, args: &[&str]) -> ScriptOutput {
+    node_with(script, args, &[]).await
+}
+
+/// Runs a Node script of `tests/clients` with more environment variables.
+pub async fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> ScriptOutput {
     node_dir();
     let mut all = vec![script];
     all.extend_from_slice(args);
-    run_script(std::path::Path::new("node"), &all).await
+    run_script(std::path::Path::new("node"), &all, env).await
 }
 
 /// Runs a Python script of `tests/clients`.
@@ -238,5 +249,5 @@ pub async fn python_script(script: &str, args: &[&str]) -> ScriptOutput {
     let python = python();
     let mut all = vec![script];
     all.extend_from_slice(args);
-    run_script(&python, &all).await
+    run_script(&python, &all, &[]).await
 }

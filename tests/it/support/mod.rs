@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod raw;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -36,6 +37,8 @@ pub struct Options {
     pub socketio_toml: String,
     /// Extra TOML appended to the ephemeral configuration.
     pub extra_toml: String,
+    /// `tls = { cert, key }` on every face; the HTTP helpers trust its certificate.
+    pub tls: Option<tls::Files>,
 }
 
 /// The folders a server runs on; kept across a kill and restart.
@@ -68,6 +71,8 @@ pub struct TestServer {
     /// The custom face's token, from the banner.
     token: Option<String>,
     logs: Arc<Logs>,
+    /// Makes the HTTP requests (trusting the certificate of `options.tls`).
+    agent: ureq::Agent,
     pub dirs: Dirs,
     options: Options,
 }
@@ -100,6 +105,11 @@ impl TestServer {
                 if let Some(password) = &options.password {
                     toml.push_str(&format!("password = {}\n", Value::from(password.as_str())));
                 }
+            }
+            if let Some(files) = &options.tls {
+                let path = |path: &Path| Value::from(path.to_str().expect("a UTF-8 path"));
+                let (cert, key) = (path(&files.cert), path(&files.key));
+                toml.push_str(&format!("tls = {{ cert = {cert}, key = {key} }}\n"));
             }
         }
         toml.push_str(&options.extra_toml);
@@ -142,11 +152,18 @@ impl TestServer {
                 }
             }
         }
+        let agent = match &options.tls {
+            Some(files) => ureq::AgentBuilder::new()
+                .tls_config(tls::trusting(&[&files.certificate]))
+                .build(),
+            None => ureq::agent(),
+        };
         TestServer {
             child: KilledOnDrop(child),
             urls,
             token,
             logs,
+            agent,
             dirs,
             options,
         }
@@ -282,7 +299,8 @@ impl TestServer {
     /// Sends PUT with a JSON body to the HTTP face.
     pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
         read_response(
-            ureq::put(&self.http(path))
+            self.agent
+                .put(&self.http(path))
                 .timeout(TIMEOUT)
                 .send_string(&body.to_string()),
         )
@@ -290,7 +308,7 @@ impl TestServer {
 
     /// Sends DELETE to the HTTP face.
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        read_response(ureq::delete(&self.http(path)).timeout(TIMEOUT).call())
+        read_response(self.agent.delete(&self.http(path)).timeout(TIMEOUT).call())
     }
 
     /// Sends SIGTERM, as a service manager stopping Switchboard would.
@@ -304,7 +322,9 @@ impl TestServer {
 
     /// POSTs JSON to the HTTP face; returns the status and the body as JSON (null when empty).
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = ureq::post(&self.http(path))
+        let response = self
+            .agent
+            .post(&self.http(path))
             .timeout(TIMEOUT)
             .send_string(&body.to_string());
         read_response(response)
@@ -312,7 +332,7 @@ impl TestServer {
 
     /// GETs from the HTTP face.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        read_response(ureq::get(&self.http(path)).timeout(TIMEOUT).call())
+        read_response(self.agent.get(&self.http(path)).timeout(TIMEOUT).call())
     }
 
     /// Injects an event through `POST /events` and returns its id.
