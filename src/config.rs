@@ -158,6 +158,9 @@ pub struct RawOutbound {
     #[serde(default)]
     pub mapping: serde_json::Map<String, Value>,
     pub default_type: Option<String>,
+    /// PEM certificates a `wss://` server's certificate may also be issued by (a private CA,
+    /// or the server's own self-signed certificate), besides the platform's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -16,7 +16,7 @@
 //! - [`session`]: the generic WebSocket session actor.
 //! - [`faces`]: one module per wire protocol.
 //! - [`store`]: sled trees and migrations.
-//! - [`tls`]: rustls configurations: faces' reloaded certificates.
+//! - [`tls`]: rustls configurations: faces' reloaded certificates, outbound trust.
 //! - `mutate` (tests only): generated and mutated input for the property tests of every decoder.
 //!
 //! # Layers

@@ -1,10 +1,12 @@
 //! TLS, with rustls and its `ring` provider only (no OpenSSL, no aws-lc-rs): the PEM files a
-//! face serves ([`server`]: a certificate reloaded when its files change).
+//! face serves ([`server`]: a certificate reloaded when its files change) and the roots an
+//! outbound `wss://` connection trusts ([`client`]).
 //!
-//! Faces call [`server::config`] when their listener has `tls = { cert, key }`. Every
-//! configuration is built with [`provider`] given explicitly, so rustls never looks for a
-//! process-wide default.
+//! Faces call [`server::config`] when their listener has `tls = { cert, key }`; outbound calls
+//! [`client::config`] for a `wss://` URL. Every configuration is built with [`provider`] given
+//! explicitly, so rustls never looks for a process-wide default.
 
+pub mod client;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -43,8 +45,27 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
+    #[error("{}: a certificate cannot be trusted: {source}", .path.display())]
+    Trust {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
     #[error("cannot set up TLS")]
     Setup(#[source] rustls::Error),
+}
+
+impl TlsError {
+    /// The error and its causes, on one line (`file: cannot read the file: No such file…`).
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
 }
 
 /// The cryptography every TLS configuration uses: rustls's `ring` provider.

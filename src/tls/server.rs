@@ -104,7 +104,7 @@ impl Certificate {
                 return log::warn!(
                     "{}: kept the current TLS certificate: {}",
                     self.face,
-                    chain(&error)
+                    error.with_causes()
                 )
             }
         };
@@ -126,7 +126,7 @@ impl Certificate {
             Err(error) => log::warn!(
                 "{}: kept the current TLS certificate, the new files do not load: {}",
                 self.face,
-                chain(&error)
+                error.with_causes()
             ),
         }
     }
@@ -153,17 +153,6 @@ fn digest(cert: &[u8], key: &[u8]) -> [u8; 32] {
     hasher.update(cert);
     hasher.update(key);
     hasher.finalize().into()
-}
-
-/// `error: cause: cause`, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// Watches a certificate's folders and reloads it on change; dropping it stops both the watch

@@ -1,7 +1,7 @@
 //! TLS on every face, with a self-signed certificate made in the test (rcgen): the real clients
 //! connect with `wss://` and `https://` trusting it, a replaced certificate is served to new
-//! connections without a restart, a closed session is still cut off under TLS, and files that
-//! do not load stop the start.
+//! connections without a restart, a closed session is still cut off under TLS, files that do
+//! not load stop the start, and outbound connections dial `wss://` trusting their `ca_file`.
 
 use std::process::Command;
 
@@ -10,11 +10,12 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::limits::reset_within;
+use crate::outbound::Foreign;
 use crate::streamerbot::server_with_actions;
 use crate::support::clients::{node_with, python_script};
 use crate::support::raw::RawWs;
 use crate::support::tls::{self, Files, SelfSigned};
-use crate::support::{Options, TestServer, TIMEOUT};
+use crate::support::{Options, TestServer, Ws, TIMEOUT};
 
 const FACES: [&str; 5] = ["http", "streamerbot", "custom", "astro", "socketio"];
 
@@ -306,4 +307,44 @@ fn tls_files_that_do_not_load_stop_the_start_naming_the_face_and_the_file() {
     let (code, stderr) = start_failing("streamerbot", "{ cert = \"a.pem\" }");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("streamerbot.tls"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_outbound_wss_connection_trusts_its_ca_file_and_refuses_an_unknown_certificate() {
+    let files = files();
+    let mut foreign = Foreign::start_tls(&files).await;
+    let url = format!("wss://127.0.0.1:{}/events", foreign.port);
+    let ca = Value::from(files.ca.to_str().unwrap());
+    let server = TestServer::start_with(Options {
+        extra_toml: format!(
+            "[[outbound]]\nname = \"trusted\"\nurl = \"{url}\"\nsource = \"mygame\"\n\
+             ca_file = {ca}\nmapping = {{ type = \"$.kind\", \"data.message\" = \"$.text\" }}\n"
+        ),
+        ..Options::default()
+    });
+    foreign.line_starting("connected path=/events").await;
+    server.wait_for_log("outbound trusted: connected");
+    let (mut ws, _) = Ws::streamerbot(&server).await;
+    ws.request(json!({"request": "Subscribe", "events": {"Mygame": ["*"]}, "id": "s"}))
+        .await;
+    foreign.command("send").await;
+    let chat = ws.recv().await;
+    assert_eq!(chat["event"]["type"], "Chat", "{chat}");
+    assert_eq!(chat["data"]["message"], "hi", "{chat}");
+
+    let (status, body) = server.put("/connections/untrusted", &json!({"url": url}));
+    assert_eq!(status, 200, "{body}");
+    server.wait_for_log("outbound untrusted: error (");
+    let (_, status) = server.get("/connections/untrusted");
+    assert_eq!(status["status"], "error", "{status}");
+    let error = status["lastError"].as_str().expect("a lastError");
+    assert!(
+        error.starts_with("certificate not trusted") && error.contains("set ca_file"),
+        "{error}"
+    );
+
+    let trusted = json!({"url": url, "ca_file": files.ca.to_str().unwrap()});
+    let (status, body) = server.put("/connections/untrusted", &trusted);
+    assert_eq!(status, 200, "{body}");
+    server.wait_for_log("outbound untrusted: connected");
 }
