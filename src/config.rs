@@ -77,10 +77,21 @@ pub struct RawConfig {
 pub struct RawHttp {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     /// The admin token; empty or absent: generated on first start and kept in the data dir.
     pub token: Option<Secret>,
     /// Pages of other sites allowed to change things (with the token); absent: none.
     pub allowed_origins: Option<Vec<String>>,
+}
+
+/// `tls = { cert = "…", key = "…" }`: the PEM files a face serves TLS with (docs/tls.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate, then any intermediate certificates of its chain.
+    pub cert: PathBuf,
+    /// The private key: PKCS#8, RSA (PKCS#1) or SEC1.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +99,7 @@ pub struct RawHttp {
 pub struct RawStreamerbot {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     /// Browser pages allowed to connect (`Origin`); absent: every page.
     pub allowed_origins: Option<Vec<String>>,
     /// Listen beyond loopback with no credential, knowingly.
@@ -105,6 +117,7 @@ pub struct RawStreamerbot {
 pub struct RawCustom {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     /// Browser pages allowed to connect (`Origin`); absent: every page.
     pub allowed_origins: Option<Vec<String>>,
     /// Listen beyond loopback with no credential, knowingly.
@@ -120,6 +133,7 @@ pub struct RawCustom {
 pub struct RawAstro {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     /// Browser pages allowed to connect (`Origin`); absent: every page.
     pub allowed_origins: Option<Vec<String>>,
     /// Listen beyond loopback with no credential, knowingly.
@@ -144,6 +158,7 @@ pub struct AstroToken {
 pub struct RawSocketio {
     pub enabled: Option<bool>,
     pub bind: Option<String>,
+    pub tls: Option<TlsFiles>,
     /// Browser pages allowed to connect (`Origin`); absent: every page.
     pub allowed_origins: Option<Vec<String>>,
     /// Listen beyond loopback with no credential, knowingly.
@@ -167,6 +182,9 @@ pub struct RawOutbound {
     #[serde(default)]
     pub mapping: serde_json::Map<String, Value>,
     pub default_type: Option<String>,
+    /// PEM certificates a `wss://` server's certificate may also be issued by (a private CA,
+    /// or the server's own self-signed certificate), besides the platform's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -211,11 +229,12 @@ pub struct Overrides {
     pub rules_dir: Option<PathBuf>,
 }
 
-/// A face's listener: off, or on at an address (port 0 picks a free port).
+/// A face's listener: off, or on at an address (port 0 picks a free port), with TLS or not.
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub enabled: bool,
     pub bind: SocketAddr,
+    pub tls: Option<TlsFiles>,
     /// Browser origins allowed (lower case, `null` for local files); `None`: every origin.
     pub allowed_origins: Option<Vec<String>>,
     /// Set when the user means to listen beyond loopback with no credential.
@@ -317,6 +336,7 @@ pub struct Config {
 struct ListenerKeys {
     enabled: Option<bool>,
     bind: Option<String>,
+    tls: Option<TlsFiles>,
     allowed_origins: Option<Vec<String>>,
     allow_unauthenticated: bool,
     default: &'static str,
@@ -385,6 +405,7 @@ impl Config {
             Ok(Listener {
                 enabled: face.enabled.unwrap_or(true),
                 bind,
+                tls: face.tls,
                 allowed_origins,
                 allow_unauthenticated: face.allow_unauthenticated,
             })
@@ -513,6 +534,7 @@ impl Config {
                     ListenerKeys {
                         enabled: http.enabled,
                         bind: http.bind,
+                        tls: http.tls,
                         allowed_origins: http.allowed_origins,
                         allow_unauthenticated: false,
                         default: "127.0.0.1:7474",
@@ -526,6 +548,7 @@ impl Config {
                     ListenerKeys {
                         enabled: streamerbot.enabled,
                         bind: streamerbot.bind,
+                        tls: streamerbot.tls,
                         allowed_origins: streamerbot.allowed_origins,
                         allow_unauthenticated: streamerbot.allow_unauthenticated,
                         default: "127.0.0.1:8080",
@@ -541,6 +564,7 @@ impl Config {
                     ListenerKeys {
                         enabled: custom.enabled,
                         bind: custom.bind,
+                        tls: custom.tls,
                         allowed_origins: custom.allowed_origins,
                         allow_unauthenticated: custom.allow_unauthenticated,
                         default: "127.0.0.1:7895",
@@ -556,6 +580,7 @@ impl Config {
                     ListenerKeys {
                         enabled: astro.enabled,
                         bind: astro.bind,
+                        tls: astro.tls,
                         allowed_origins: astro.allowed_origins,
                         allow_unauthenticated: astro.allow_unauthenticated,
                         default: "127.0.0.1:7896",
@@ -569,6 +594,7 @@ impl Config {
                     ListenerKeys {
                         enabled: socketio.enabled,
                         bind: socketio.bind,
+                        tls: socketio.tls,
                         allowed_origins: socketio.allowed_origins,
                         allow_unauthenticated: socketio.allow_unauthenticated,
                         default: "127.0.0.1:3000",
@@ -836,6 +862,36 @@ mod tests {
             std::time::Duration::from_millis(250)
         );
         assert_eq!(config.limits.unauthenticated_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn every_face_takes_tls_files_and_refuses_unknown_tls_keys() {
+        let faces = ["http", "streamerbot", "custom", "astro", "socketio"];
+        let text: String = faces
+            .iter()
+            .map(|face| format!("[{face}]\ntls = {{ cert = \"{face}.pem\", key = \"k.pem\" }}\n"))
+            .collect();
+        let config = resolve(&text).unwrap();
+        let listeners = [
+            &config.http.listener,
+            &config.streamerbot.listener,
+            &config.custom.listener,
+            &config.astro.listener,
+            &config.socketio.listener,
+        ];
+        for (face, listener) in faces.iter().zip(listeners) {
+            let tls = listener.tls.as_ref().expect("tls files");
+            assert_eq!(tls.cert, PathBuf::from(format!("{face}.pem")));
+            assert_eq!(tls.key, PathBuf::from("k.pem"));
+        }
+        assert!(resolve("").unwrap().custom.listener.tls.is_none());
+        let error = resolve("[astro]\ntls = { cert = \"c\", key = \"k\", ca = \"x\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("test.toml: astro.tls.ca: unknown field"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`session`]: the generic WebSocket session actor.
 //! - [`faces`]: one module per wire protocol.
 //! - [`store`]: sled trees and migrations.
+//! - [`tls`]: rustls configurations: faces' reloaded certificates, outbound trust.
 //! - `mutate` (tests only): generated and mutated input for the property tests of every decoder.
 //!
 //! # Layers
@@ -28,8 +29,8 @@
 //! 5. [`registry`], [`outbound`]: they use event, config, names, jsonpath and the store. Outbound
 //!    hands the events it receives to whoever [`outbound::Start`] names (the engine), without
 //!    knowing it; faces and sessions plug into the registry through its traits.
-//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`], [`metrics`], [`frame_header`]:
-//!    use nothing above them.
+//! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`], [`metrics`], [`frame_header`],
+//!    [`tls`]: use nothing above them.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -48,3 +49,4 @@ pub mod outbound;
 pub mod registry;
 pub mod session;
 pub mod store;
+pub mod tls;

@@ -27,13 +27,14 @@ use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::HttpServer;
 
-use crate::config::Config;
+use crate::config::{Config, Listener};
 use crate::engine::RuleEngine;
 use crate::names::Names;
 use crate::outbound::OutboundManager;
 use crate::registry::{Encode, FaceKind, Registry, SetEncoder};
 use crate::session::SessionLimits;
 use crate::store::{Store, StoreError};
+use crate::tls::{self, server::Reloading, TlsError};
 
 /// Why a face could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +46,26 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{face}: cannot use the TLS files")]
+    Tls {
+        face: &'static str,
+        #[source]
+        source: Box<TlsError>,
+    },
     #[error("the registry is not answering")]
     Registry(#[from] actix::MailboxError),
     #[error("cannot read the store")]
     Store(#[from] StoreError),
+}
+
+impl StartError {
+    /// Turns `face`'s TLS error into its start error (for `map_err`).
+    pub fn tls(face: &'static str) -> impl FnOnce(TlsError) -> StartError {
+        move |source| StartError::Tls {
+            face,
+            source: Box::new(source),
+        }
+    }
 }
 
 /// What every face starts with.
@@ -88,6 +105,8 @@ pub struct Started {
     /// Stops a listener that is not actix-web's (the Socket.IO face's thread): no new client
     /// from then on, every socket disconnected; answers the thread to wait for.
     pub stop: Option<Box<dyn FnOnce() -> std::thread::JoinHandle<()> + Send>>,
+    /// Keeps the TLS certificate reloaded while the face runs.
+    pub tls: Option<Reloading>,
 }
 
 /// Starts every enabled face, in banner order.
@@ -104,15 +123,24 @@ pub async fn start_all(setup: &Setup<'_>) -> Result<Vec<Started>, StartError> {
 /// How long a graceful stop waits for open connections, in seconds (actix-web's default is 30).
 const SHUTDOWN_TIMEOUT_SECONDS: u64 = 1;
 
-/// Binds `server` with the settings every listener needs and spawns it; answers the URL
-/// (`scheme://bound-address path`) and the handle that stops it.
+/// A listener bound by [`listen`].
+pub struct Bound {
+    /// `scheme://bound-address path`.
+    pub url: String,
+    pub handle: ServerHandle,
+    pub tls: Option<Reloading>,
+}
+
+/// Binds `server` with the settings every listener needs, with TLS when `listener` has it,
+/// and spawns it. `scheme` is the plain one (`http`, `ws`); with TLS the URL gets its secure
+/// form (`https`, `wss`).
 pub fn listen<F, I, S, B>(
     server: HttpServer<F, I, S, B>,
     face: &'static str,
-    bind: SocketAddr,
+    listener: &Listener,
     scheme: &str,
     path: &str,
-) -> Result<(String, ServerHandle), StartError>
+) -> Result<Bound, StartError>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: actix_service::IntoServiceFactory<S, actix_http::Request>,
@@ -125,15 +153,31 @@ where
     S::InitError: std::fmt::Debug,
     B: actix_web::body::MessageBody + 'static,
 {
+    let bind = listener.bind;
     let bind_error = |source| StartError::Bind { face, bind, source };
     let server = server
         // Without it small frames wait for delayed ACKs (measured: p999 ≈ 45 ms).
         .tcp_nodelay(true)
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
         .disable_signals()
-        .workers(1)
-        .bind(bind)
-        .map_err(bind_error)?;
+        .workers(1);
+    let (server, tls, scheme) = match &listener.tls {
+        None => (
+            server.bind(bind).map_err(bind_error)?,
+            None,
+            scheme.to_owned(),
+        ),
+        Some(files) => {
+            // actix-web offers `http/1.1` by ALPN itself.
+            let (config, reloading) =
+                tls::server::config(face, files, &[]).map_err(StartError::tls(face))?;
+            let server = server
+                .tls_handshake_timeout(tls::HANDSHAKE_TIMEOUT)
+                .bind_rustls_0_23(bind, config)
+                .map_err(bind_error)?;
+            (server, Some(reloading), format!("{scheme}s"))
+        }
+    };
     let bound = server.addrs()[0];
     let server = server.run();
     let handle = server.handle();
@@ -142,17 +186,22 @@ where
             log::error!("{face}: the listener failed: {error}");
         }
     });
-    Ok((format!("{scheme}://{bound}{path}"), handle))
+    Ok(Bound {
+        url: format!("{scheme}://{bound}{path}"),
+        handle,
+        tls,
+    })
 }
 
-/// A face listening at `url`, stopped through `server`.
-pub fn listening(face: &'static str, (url, server): (String, ServerHandle)) -> Started {
+/// A face listening as `bound`.
+pub fn listening(face: &'static str, bound: Bound) -> Started {
     Started {
         face,
-        url,
+        url: bound.url,
         notes: Vec::new(),
-        server: Some(server),
+        server: Some(bound.handle),
         stop: None,
+        tls: bound.tls,
     }
 }
 

@@ -15,6 +15,8 @@
 //! `ws.send` frames wait in the link's write queue while the server is slow to read; a frame that
 //! would take it past `limits.outbound_queue_bytes` is refused ([`OutboundError::QueueFull`]).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::io::SinkWrite;
@@ -24,6 +26,7 @@ use awc::ws::{CloseCode, CloseReason, Message};
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use futures_util::{future, stream, StreamExt};
+use rustls::ClientConfig;
 use serde::Serialize;
 
 use super::frames::{payload_len, Incoming, LinkCodec, LinkSink, Queued, ReadError, WriteFailed};
@@ -31,6 +34,7 @@ use super::mapping::Mapping;
 use super::OutboundError;
 use crate::config::{AuthMode, OutboundAuth};
 use crate::event::format_time;
+use crate::tls;
 
 /// How long a dial may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +61,10 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     /// `limits.outbound_queue_bytes`.
     pub max_queue_bytes: usize,
+    /// Trusted besides the platform's roots, for a `wss://` URL.
+    pub ca_file: Option<PathBuf>,
+    /// What a `wss://` URL is dialled with: the platform's roots and `ca_file`'s.
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 /// Dials again now: a link waiting for its next retry stops waiting, an open one is closed and
@@ -90,8 +98,8 @@ pub struct Send(pub String);
 #[rtype(result = "Status")]
 pub struct GetStatus;
 
-/// Applies new settings: a changed `url`, `auth` or `enabled` redials, anything else applies
-/// from the next message.
+/// Applies new settings: a changed `url`, `auth`, `enabled` or `ca_file` redials, anything else
+/// applies from the next message.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Reconfigure(pub Box<Settings>);
@@ -326,7 +334,13 @@ impl Connection {
         }
         self.generation += 1;
         self.enter(State::Connecting);
-        let mut request = awc::Client::new()
+        let client = match &self.settings.tls {
+            Some(tls) => awc::Client::builder()
+                .connector(awc::Connector::new().rustls_0_23(tls.clone()))
+                .finish(),
+            None => awc::Client::new(),
+        };
+        let mut request = client
             .ws(self.dial_url())
             .max_frame_size(self.settings.max_frame_bytes);
         if let Some(OutboundAuth {
@@ -464,9 +478,16 @@ fn jitter() -> f64 {
 }
 
 fn describe(error: &awc::error::WsClientError) -> String {
-    use awc::error::WsClientError;
+    use awc::error::{ConnectError, SendRequestError, WsClientError};
     match error {
         WsClientError::InvalidResponseStatus(status) => format!("HTTP {}", status.as_u16()),
+        WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(error))) => {
+            // tokio-rustls reports a failed handshake as an I/O error around rustls's own.
+            match error.get_ref().and_then(|inner| inner.downcast_ref()) {
+                Some(refused) => tls::client::explain(refused),
+                None => error.to_string(),
+            }
+        }
         WsClientError::SendRequest(error) => error.to_string(),
         other => other.to_string(),
     }
@@ -674,7 +695,8 @@ impl Handler<Reconfigure> for Connection {
     fn handle(&mut self, Reconfigure(settings): Reconfigure, ctx: &mut Context<Self>) {
         let redial = settings.url != self.settings.url
             || settings.enabled != self.settings.enabled
-            || settings.auth != self.settings.auth;
+            || settings.auth != self.settings.auth
+            || settings.ca_file != self.settings.ca_file;
         self.settings = *settings;
         if redial {
             if let Some(link) = self.take_link() {

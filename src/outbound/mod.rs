@@ -24,6 +24,7 @@ use self::mapping::Mapping;
 use crate::config::{Config, ConfigError, Limits, OutboundAuth, RawOutbound};
 use crate::event::Event;
 use crate::store::{StoreError, Table};
+use crate::tls;
 
 /// Why a frame could not be sent, or a connection could not be configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,14 +100,17 @@ pub fn settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, (String,
     if raw.name.trim().is_empty() {
         return Err(("name".into(), "must not be empty".into()));
     }
-    if !raw.url.starts_with("ws://") {
-        let reason = if raw.url.starts_with("wss://") {
-            "wss:// (TLS) is not supported by this build; use ws://"
-        } else {
-            "must be a ws:// URL"
-        };
-        return Err(("url".into(), reason.into()));
+    let secure = raw.url.starts_with("wss://");
+    if !secure && !raw.url.starts_with("ws://") {
+        return Err(("url".into(), "must be a ws:// or wss:// URL".into()));
     }
+    if !secure && raw.ca_file.is_some() {
+        return Err(("ca_file".into(), "is only used with a wss:// URL".into()));
+    }
+    let tls = secure
+        .then(|| tls::client::config(raw.ca_file.as_deref()))
+        .transpose()
+        .map_err(|error| ("ca_file".to_owned(), error.with_causes()))?;
     if raw
         .auth
         .as_ref()
@@ -129,6 +133,8 @@ pub fn settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, (String,
             .unwrap_or_else(|| "custom".to_owned()),
         max_frame_bytes: limits.max_frame_bytes,
         max_queue_bytes: limits.outbound_queue_bytes,
+        ca_file: raw.ca_file.clone(),
+        tls,
     })
 }
 
@@ -408,7 +414,22 @@ mod tests {
         let nested = "[[outbound]]\nname = \"g\"\nurl = \"ws://127.0.0.1:9/\"\n[outbound.mapping]\nuser.id = \"$.x\"\n";
         assert!(checked(nested).is_ok());
         let tls = "[[outbound]]\nname = \"g\"\nurl = \"wss://example.invalid/\"\n";
-        assert!(checked(tls).unwrap_err().contains("outbound[0].url"));
+        assert!(checked(tls).is_ok());
+        let http = "[[outbound]]\nname = \"g\"\nurl = \"https://example.invalid/\"\n";
+        assert!(checked(http).unwrap_err().contains("outbound[0].url"));
+        let plain = "[[outbound]]\nname = \"g\"\nurl = \"ws://h/\"\nca_file = \"ca.pem\"\n";
+        let error = checked(plain).unwrap_err();
+        assert!(
+            error.contains("outbound[0].ca_file: is only used with a wss:// URL"),
+            "{error}"
+        );
+        let missing =
+            "[[outbound]]\nname = \"g\"\nurl = \"wss://h/\"\nca_file = \"/nowhere/ca.pem\"\n";
+        let error = checked(missing).unwrap_err();
+        assert!(
+            error.contains("outbound[0].ca_file: /nowhere/ca.pem: cannot read the file"),
+            "{error}"
+        );
     }
 
     proptest::proptest! {

@@ -730,10 +730,15 @@ mod tests {
                 },
             ))
         });
-        let (url, _server) =
-            crate::faces::listen(server, "slow", "127.0.0.1:0".parse().unwrap(), "ws", "/")
-                .unwrap();
-        let (_, mut socket) = awc::Client::new().ws(url).connect().await.unwrap();
+        let listener = crate::config::Listener {
+            enabled: true,
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+            allowed_origins: None,
+            allow_unauthenticated: false,
+        };
+        let bound = crate::faces::listen(server, "slow", &listener, "ws", "/").unwrap();
+        let (_, mut socket) = awc::Client::new().ws(bound.url).connect().await.unwrap();
         assert_eq!(texts(&mut socket, 1).await, ["ready"]);
         socket.send(Message::Text("wait".into())).await.unwrap();
         socket.send(Message::Text("after".into())).await.unwrap();

@@ -12,7 +12,9 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::Extensions;
+use actix_web::rt::net::TcpStream;
 use actix_web::HttpRequest;
 use socket2::{SockRef, Socket};
 use tokio::sync::watch;
@@ -70,9 +72,10 @@ struct Kept {
     ended: watch::Receiver<()>,
 }
 
-/// `HttpServer::on_connect` for WebSocket listeners: keeps a duplicate of each accepted socket.
+/// `HttpServer::on_connect` for WebSocket listeners: keeps a duplicate of each accepted socket,
+/// the one under the TLS session on a TLS listener.
 pub fn keep(connection: &dyn Any, data: &mut Extensions) {
-    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+    let Some(stream) = tcp_stream(connection) else {
         return;
     };
     match SockRef::from(stream).try_clone() {
@@ -87,4 +90,13 @@ pub fn keep(connection: &dyn Any, data: &mut Extensions) {
         // Out of descriptors: the connection is served, it just cannot be cut early.
         Err(error) => log::warn!("cannot keep a handle on a connection's socket: {error}"),
     }
+}
+
+/// The TCP stream of an accepted connection, plain or under rustls.
+fn tcp_stream(connection: &dyn Any) -> Option<&TcpStream> {
+    connection.downcast_ref::<TcpStream>().or_else(|| {
+        connection
+            .downcast_ref::<TlsStream<TcpStream>>()
+            .map(|tls| tls.get_ref().0)
+    })
 }

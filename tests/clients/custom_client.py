@@ -1,10 +1,11 @@
 """Drives Switchboard's custom (VMSC) face with the `websockets` library.
 
-Usage: python custom_client.py <scenario> <ws-url> <token> [max-connections]
-Scenarios: auth, cap, rate. Prints "ok <step>" lines; exits non-zero on the first failure.
+Usage: python custom_client.py <scenario> <ws-url> <token> [max-connections | ca-file]
+Scenarios: auth, cap, rate, tls (a wss:// URL; ca-file: the PEM file of the CA to trust). Prints "ok <step>" lines; exits non-zero on the first failure.
 """
 import asyncio
 import json
+import ssl
 import sys
 
 import websockets
@@ -104,6 +105,21 @@ async def rate(url: str, token: str) -> None:
         print("ok still usable", flush=True)
 
 
+async def tls(url: str, token: str, ca_file: str) -> None:
+    context = ssl.create_default_context(cafile=ca_file)
+    async with websockets.connect(url, ssl=context, **bearer(token)) as ws:
+        await subscribed(ws)
+        print("ok subscribe over TLS", flush=True)
+        event = {"type": "boss_defeated", "source": "mygame", "data": {"boss": "Dragon"}}
+        await ws.send(json.dumps({"action": "injectEvent", "event": event}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert ack["action"] == "injectEvent" and ack["status"] == "ok", ack
+        own = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert own["action"] == "event" and own["event"]["id"] == ack["eventId"], own
+        assert own["event"]["data"] == {"boss": "Dragon"}, own
+        print("ok injectEvent over TLS", flush=True)
+
+
 async def main() -> None:
     scenario, url, token = sys.argv[1:4]
     if scenario == "auth":
@@ -112,6 +128,8 @@ async def main() -> None:
         await cap(url, token, int(sys.argv[4]))
     elif scenario == "rate":
         await rate(url, token)
+    elif scenario == "tls":
+        await tls(url, token, sys.argv[4])
     else:
         raise SystemExit(f"unknown scenario {scenario}")
 

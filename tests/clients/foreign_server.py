@@ -1,12 +1,14 @@
 """A foreign WebSocket server with its own JSON shape, for Switchboard's outbound connections.
 
-Usage: python foreign_server.py <port>   (0: pick one)
+Usage: python foreign_server.py <port> [<cert.pem> <key.pem>]   (port 0: pick one; with the
+certificate and key files, it serves wss://)
 Prints "listening <port>", then "connected path=<path> auth=<Authorization header>" per client
 "received <text>" per frame from a client and "closed <code>" when it goes. Commands on stdin: "send" sends every client
 the test messages; "quit" stops.
 """
 import asyncio
 import json
+import ssl
 import sys
 
 import websockets
@@ -19,7 +21,7 @@ MESSAGES = [
 ]
 
 
-async def main(port: int) -> None:
+async def main(port: int, tls: list) -> None:
     clients = set()
 
     async def handler(ws):
@@ -35,7 +37,11 @@ async def main(port: int) -> None:
             clients.discard(ws)
             print(f"closed {ws.close_code}", flush=True)
 
-    async with websockets.serve(handler, "127.0.0.1", port, reuse_address=True) as server:
+    context = None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+    async with websockets.serve(handler, "127.0.0.1", port, reuse_address=True, ssl=context) as server:
         print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
@@ -51,4 +57,4 @@ async def main(port: int) -> None:
                 break
 
 
-asyncio.run(main(int(sys.argv[1])))
+asyncio.run(main(int(sys.argv[1]), sys.argv[2:4]))

@@ -39,6 +39,7 @@ function client(options = {}) {
     rejectConnect = reject;
   });
   const sb = new StreamerbotClient({
+    scheme: url.protocol.slice(0, -1), // ws or wss
     host: url.hostname,
     port: Number(url.port),
     endpoint: url.pathname,

@@ -8,7 +8,7 @@ use crate::support::clients::{ScriptOutput, Streaming};
 use crate::support::{Dirs, Options, TestServer, Ws};
 
 /// The tokens the client scripts expect.
-const TOKENS: &str = r#"
+pub const TOKENS: &str = r#"
 [[astro.tokens]]
 token = "owner-secret"
 room = "channel-1"
@@ -72,7 +72,7 @@ const CHECKLIST: &[&str] = &[
     "ok notification envelope",
 ];
 
-fn assert_checklist(output: &ScriptOutput) {
+pub fn assert_checklist(output: &ScriptOutput) {
     output.assert_success();
     assert_eq!(output.lines(), CHECKLIST);
 }

@@ -6,7 +6,7 @@ use crate::support::{Options, TestServer};
 
 #[tokio::test]
 async fn the_official_streamerbot_client_works_without_a_password() {
-    let server = server_with_actions();
+    let server = server_with_actions(Options::default());
     let output = server
         .script(
             "streamerbot.mjs",

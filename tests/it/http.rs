@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::streamerbot::server_with_actions;
-use crate::support::{TestServer, Ws};
+use crate::support::{Options, TestServer, Ws};
 
 #[tokio::test]
 async fn health_answers_ok() {
@@ -60,7 +60,7 @@ async fn bad_event_bodies_get_400_with_a_reason() {
 
 #[tokio::test]
 async fn do_action_and_get_actions_work_like_streamerbots_http_server() {
-    let server = server_with_actions();
+    let server = server_with_actions(Options::default());
     let (mut ws, _) = Ws::streamerbot(&server).await;
     ws.request(json!({"request": "Subscribe", "events": {"General": ["Custom"]}, "id": "s"}))
         .await;

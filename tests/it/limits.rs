@@ -136,15 +136,15 @@ async fn subscriber_with_a_small_buffer(server: &TestServer) -> RawWs {
     }
 }
 
-/// The server resets `raw`'s connection within `within`: the client sees the error without
+/// The server resets `stream`'s connection within `within`: the client sees the error without
 /// reading a byte.
-async fn reset_within(raw: &RawWs, within: std::time::Duration) {
-    let ready = raw.reader.half.as_ref().ready(tokio::io::Interest::ERROR);
+pub async fn reset_within(stream: &tokio::net::TcpStream, within: std::time::Duration) {
+    let ready = stream.ready(tokio::io::Interest::ERROR);
     tokio::time::timeout(within, ready)
         .await
         .expect("the connection was reset in time")
         .expect("readiness");
-    let error = raw.reader.half.as_ref().take_error().expect("SO_ERROR");
+    let error = stream.take_error().expect("SO_ERROR");
     assert_eq!(
         error.map(|error| error.kind()),
         Some(std::io::ErrorKind::ConnectionReset)
@@ -165,7 +165,7 @@ async fn a_client_dropped_as_too_slow_is_cut_off_even_if_it_never_reads() {
     }
     // Within the close timeout (and far less than the test's timeout) the server resets the
     // connection: the client sees the error without reading a byte.
-    reset_within(&slow, TIMEOUT).await;
+    reset_within(slow.reader.half.as_ref(), TIMEOUT).await;
 }
 
 #[tokio::test]
@@ -300,7 +300,7 @@ async fn a_session_whose_peer_stopped_reading_on_a_quiet_server_is_cut_off() {
         server.inject(json!({"source": "General", "type": "Custom", "data": {"padding": padding}}));
     }
     reset_within(
-        &slow,
+        slow.reader.half.as_ref(),
         switchboard::registry::HEARTBEAT_INTERVAL * 3 + TIMEOUT,
     )
     .await;

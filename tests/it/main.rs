@@ -19,3 +19,4 @@ mod socketio;
 mod store;
 mod streamerbot;
 mod support;
+mod tls;

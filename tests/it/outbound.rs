@@ -14,14 +14,24 @@ use crate::support::{project_dir, Dirs, Options, TestServer, Ws, TIMEOUT};
 pub struct Foreign {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
-    port: u16,
+    pub port: u16,
 }
 
 impl Foreign {
     pub async fn start(port: u16) -> Foreign {
+        Foreign::start_with(&[&port.to_string()]).await
+    }
+
+    /// A `wss://` server on a free port, serving the certificate and key in `files`.
+    pub async fn start_tls(files: &crate::support::tls::Files) -> Foreign {
+        let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
+        Foreign::start_with(&["0", cert, key]).await
+    }
+
+    async fn start_with(args: &[&str]) -> Foreign {
         let mut child = Command::new(python())
             .arg(project_dir().join("tests/clients/foreign_server.py"))
-            .arg(port.to_string())
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -39,7 +49,7 @@ impl Foreign {
     }
 
     /// The next output line that starts with `prefix`.
-    async fn line_starting(&mut self, prefix: &str) -> String {
+    pub async fn line_starting(&mut self, prefix: &str) -> String {
         loop {
             let line = tokio::time::timeout(TIMEOUT, self.lines.next_line())
                 .await
@@ -52,7 +62,7 @@ impl Foreign {
         }
     }
 
-    async fn command(&mut self, command: &str) {
+    pub async fn command(&mut self, command: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin
             .write_all(format!("{command}\n").as_bytes())

@@ -51,7 +51,7 @@ const CHECKLIST: &[&str] = &[
     "ok every socket still connected",
 ];
 
-const WEBSOCKET: &[&str] = &[
+pub const WEBSOCKET: &[&str] = &[
     "ok connect with transports [\"websocket\"]",
     "ok subscribe",
     "ok discord event with a room reaches its guild",

@@ -32,12 +32,12 @@ pub const SLEEPING: &str = r#"{
   "name": "Sleeping", "enabled": false, "steps": [{"kind": "log", "message": "zzz"}]
 }"#;
 
-pub fn server_with_actions() -> TestServer {
+pub fn server_with_actions(options: Options) -> TestServer {
     let dirs = crate::support::Dirs::new();
     dirs.write_rule("celebrate.action.json", CELEBRATE);
     dirs.write_rule("reply.action.json", REPLY);
     dirs.write_rule("sleeping.action.json", SLEEPING);
-    TestServer::start_in(dirs, Options::default())
+    TestServer::start_in(dirs, options)
 }
 
 async fn subscribe(ws: &mut Ws, events: Value) -> Value {
@@ -147,7 +147,7 @@ fn every_request() -> Vec<(Value, &'static str)> {
 
 #[tokio::test]
 async fn each_of_the_30_requests_gets_exactly_one_reply_with_its_id() {
-    let server = server_with_actions();
+    let server = server_with_actions(Options::default());
     let (mut ws, _) = Ws::streamerbot(&server).await;
     let requests = every_request();
     assert_eq!(requests.len(), 30);
@@ -566,7 +566,7 @@ async fn types_render_in_pascal_case_and_new_names_join_the_catalogue() {
 
 #[tokio::test]
 async fn do_action_runs_the_action_with_its_args() {
-    let server = server_with_actions();
+    let server = server_with_actions(Options::default());
     let (mut ws, _) = Ws::streamerbot(&server).await;
     subscribe(&mut ws, json!({"General": ["Custom"]})).await;
     let reply = ws

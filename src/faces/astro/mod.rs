@@ -86,7 +86,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
             .default_service(web::to(upgrade))
     })
     .on_connect(session::peer::keep);
-    let bound = listen(server, "astro", config.listener.bind, "ws", "/")?;
+    let bound = listen(server, "astro", &config.listener, "ws", "/")?;
     let mut started = listening("astro", bound);
     if config.tokens.is_empty() {
         started.notes.push(

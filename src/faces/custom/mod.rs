@@ -58,7 +58,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
             .default_service(web::to(upgrade))
     })
     .on_connect(session::peer::keep);
-    let bound = listen(server, "custom", config.listener.bind, "ws", "/")?;
+    let bound = listen(server, "custom", &config.listener, "ws", "/")?;
     let mut started = listening("custom", bound);
     started.notes.push(note);
     Ok(Some(started))

@@ -93,7 +93,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
             .configure(dashboard::routes)
     })
     .on_connect(session::peer::keep);
-    let bound = listen(server, "http", listener.listener.bind, "http", "/")?;
+    let bound = listen(server, "http", &listener.listener, "http", "/")?;
     let mut started = listening("http", bound);
     started.notes.push(note);
     Ok(Some(started))

@@ -35,6 +35,7 @@ use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue}
 use socketioxide::socket::Socket;
 use socketioxide::{SendError, SocketError, SocketIo};
 use subtle::ConstantTimeEq;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
 use tower_http::add_extension::AddExtension;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -48,6 +49,7 @@ use crate::registry::{
     Closing, Connect, Disconnect, Encode, FaceKind, Frame, Interest, Outgoing, Outlet, Refused,
     Registry, Room, SessionId, SetInterest, ANY,
 };
+use crate::tls;
 
 /// Socket.IO settings HoloBridge clients expect (docs/socketio.md §1).
 const PING_INTERVAL: Duration = Duration::from_millis(25_000);
@@ -64,6 +66,16 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         return Ok(None);
     }
     setup.install(FaceKind::Socketio, Encoder).await?;
+    // Before the runtime exists: dropping it on this error here would panic.
+    let (acceptor, reloading) = match &config.listener.tls {
+        None => (None, None),
+        Some(files) => {
+            // hyper serves HTTP/1.1 only here.
+            let (config, reloading) = tls::server::config("socketio", files, &[b"http/1.1"])
+                .map_err(StartError::tls("socketio"))?;
+            (Some(TlsAcceptor::from(Arc::new(config))), Some(reloading))
+        }
+    };
     let bind = config.listener.bind;
     let bind_error = |source| StartError::Bind {
         face: "socketio",
@@ -87,6 +99,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     };
     let allowed_origins: Option<Arc<[String]>> =
         config.listener.allowed_origins.clone().map(Into::into);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let shared = Arc::new(Shared {
         keys: ApiKeys::new(&config.api_keys),
         registry: setup.registry.clone(),
@@ -101,7 +114,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         .spawn(move || {
             serve(
                 runtime,
-                listener,
+                (listener, acceptor),
                 shared,
                 (send_queue, max_connections),
                 allowed_origins,
@@ -117,9 +130,10 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     }
     Ok(Some(Started {
         face: "socketio",
-        url: format!("http://{bound}/socket.io/"),
+        url: format!("{scheme}://{bound}/socket.io/"),
         notes,
         server: None,
+        tls: reloading,
         stop: Some(Box::new(move || {
             // The thread may be gone already; nothing to signal then.
             let _ = stop.send(());
@@ -128,11 +142,11 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     }))
 }
 
-/// The listener thread: serves each connection with hyper (upgrades on) until `stopped`, then
-/// disconnects every socket.
+/// The listener thread: serves each connection with hyper (upgrades on), over TLS when the
+/// face has it, until `stopped`; then disconnects every socket.
 fn serve(
     runtime: tokio::runtime::Runtime,
-    listener: tokio::net::TcpListener,
+    (listener, acceptor): (tokio::net::TcpListener, Option<TlsAcceptor>),
     shared: Arc<Shared>,
     (send_queue, max_connections): (usize, usize),
     allowed_origins: Option<Arc<[String]>>,
@@ -177,13 +191,29 @@ fn serve(
                         let service = AddExtension::new(service.clone(), Peer(peer));
                         let service = TowerToHyperService::new(service);
                         let stream = Counted { stream, _slot: slot };
-                        tokio::spawn(async move {
+                        let serve = |stream: Box<dyn Stream>| async move {
                             let connection = http1::Builder::new()
                                 .timer(TokioTimer::new())
                                 .serve_connection(TokioIo::new(stream), service)
                                 .with_upgrades();
                             if let Err(error) = connection.await {
                                 log::debug!("socketio: a connection ended: {error}");
+                            }
+                        };
+                        let Some(acceptor) = &acceptor else {
+                            tokio::spawn(serve(Box::new(stream)));
+                            continue;
+                        };
+                        let handshake = acceptor.accept(stream);
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => serve(Box::new(stream)).await,
+                                Ok(Err(error)) => log::debug!(
+                                    "socketio: a TLS handshake from {peer} failed: {error}"
+                                ),
+                                Err(_) => {
+                                    log::debug!("socketio: a TLS handshake from {peer} timed out")
+                                }
                             }
                         });
                     }
@@ -235,10 +265,14 @@ fn cors(allowed: Option<Arc<[String]>>) -> CorsLayer {
         })),
     }
 }
+/// A connection's byte stream: [`Counted`], plain or under TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 /// A connection's stream and its slot among `socketio.max_connections`: the slot is released
 /// when the stream is dropped, after an upgrade to WebSocket too (the upgraded connection owns
-/// the stream).
+/// the stream), and under TLS too (the TLS stream owns it).
 struct Counted {
     stream: tokio::net::TcpStream,
     _slot: Slot,

@@ -98,7 +98,7 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     let bound = listen(
         server,
         "streamerbot",
-        config.listener.bind,
+        &config.listener,
         "ws",
         &config.endpoint,
     )?;

@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod raw;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -42,6 +43,8 @@ pub struct Options {
     pub astro_toml: String,
     /// Extra TOML appended to the ephemeral configuration.
     pub extra_toml: String,
+    /// `tls = { cert, key }` on every face; the HTTP helpers trust its certificate.
+    pub tls: Option<tls::Files>,
 }
 
 /// The folders a server runs on; kept across a kill and restart.
@@ -78,6 +81,8 @@ pub struct TestServer {
     /// The banner's lines, before `ready`.
     banner: Vec<String>,
     logs: Arc<Logs>,
+    /// Makes the HTTP requests (trusting the certificate of `options.tls`).
+    agent: ureq::Agent,
     pub dirs: Dirs,
     options: Options,
 }
@@ -113,6 +118,11 @@ impl TestServer {
             }
             if let (Some(password), "streamerbot") = (&options.password, face) {
                 toml.push_str(&format!("password = {}\n", Value::from(password.as_str())));
+            }
+            if let Some(files) = &options.tls {
+                let path = |path: &Path| Value::from(path.to_str().expect("a UTF-8 path"));
+                let (cert, key) = (path(&files.cert), path(&files.key));
+                toml.push_str(&format!("tls = {{ cert = {cert}, key = {key} }}\n"));
             }
         }
         toml.push_str(&options.extra_toml);
@@ -159,6 +169,12 @@ impl TestServer {
                 _ => {}
             }
         }
+        let agent = match &options.tls {
+            Some(files) => ureq::AgentBuilder::new()
+                .tls_config(tls::trusting(&[&files.certificate]))
+                .build(),
+            None => ureq::agent(),
+        };
         TestServer {
             child: KilledOnDrop(child),
             urls,
@@ -166,6 +182,7 @@ impl TestServer {
             admin_token,
             banner,
             logs,
+            agent,
             dirs,
             options,
         }
@@ -204,7 +221,8 @@ impl TestServer {
 
     /// A request to the HTTP face with the admin token (and a JSON content type, for bodies).
     pub fn request(&self, method: &str, path: &str) -> ureq::Request {
-        ureq::request(method, &self.http(path))
+        self.agent
+            .request(method, &self.http(path))
             .timeout(TIMEOUT)
             .set("Authorization", &self.authorization())
             .set("Content-Type", "application/json")
@@ -213,7 +231,18 @@ impl TestServer {
     /// Runs a client script (Node for `.mjs`, else Python) of `tests/clients` that writes to
     /// this server's HTTP API: `SWITCHBOARD_TOKEN` holds the admin token.
     pub async fn script(&self, script: &str, args: &[&str]) -> clients::ScriptOutput {
-        let env = [("SWITCHBOARD_TOKEN", self.admin_token())];
+        self.script_with(script, args, &[]).await
+    }
+
+    /// The same, with more environment variables.
+    pub async fn script_with(
+        &self,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> clients::ScriptOutput {
+        let mut env = env.to_vec();
+        env.push(("SWITCHBOARD_TOKEN", self.admin_token()));
         if script.ends_with(".mjs") {
             clients::node_with(script, args, &env).await
         } else {

@@ -42,7 +42,8 @@ impl RawWs {
         Self::upgrade(stream, url, &[]).await
     }
 
-    async fn tcp(url: &str, receive_buffer: Option<u32>) -> TcpStream {
+    /// A TCP connection to the host of `url`, with a receive buffer of `receive_buffer` bytes.
+    pub async fn tcp(url: &str, receive_buffer: Option<u32>) -> TcpStream {
         let address = host_port(url).parse().expect("a socket address");
         let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
         if let Some(size) = receive_buffer {
@@ -139,8 +140,9 @@ impl Reader {
     }
 }
 
-fn host_port(url: &str) -> &str {
-    let rest = url.trim_start_matches("ws://");
+/// `host:port` of a URL such as `ws://127.0.0.1:1234/path` (any scheme).
+pub fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.split('/').next().expect("a host")
 }
 
