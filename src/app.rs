@@ -54,7 +54,7 @@ pub async fn start(config: &Config) -> Result<Running, AppError> {
     // Before anything counts: the handles made from now on count into the recorder.
     crate::metrics::install();
     raise_file_limit();
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
+    crate::store::create_dir(&config.data_dir).map_err(|source| AppError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;

@@ -92,7 +92,7 @@ fn token(config: &Config, of: TokenOf, regenerate: bool) -> Result<(), Box<dyn E
         }
         return Ok(());
     }
-    std::fs::create_dir_all(&config.data_dir).ok();
+    switchboard::store::create_dir(&config.data_dir)?;
     let store = match switchboard::store::Store::open(&config.data_dir) {
         Ok(store) => store,
         Err(locked) => {

@@ -63,14 +63,24 @@ pub async fn kept(
     Ok((Secret(token), "generated, kept in the data dir".to_owned()))
 }
 
-/// Writes `token` to `path`, readable and writable by its owner only (on Unix).
+/// Writes `token` to `path`, readable and writable by its owner only (on Unix): into a new file
+/// beside it, then renamed over it, so that whatever was at `path` (a file of wider permissions,
+/// a link elsewhere) is replaced, never written through.
 pub fn write_copy(path: &Path, token: &str) -> std::io::Result<()> {
     use std::io::Write;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = std::path::PathBuf::from(temporary);
+    match std::fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = options.open(&temporary)?;
     file.write_all(token.as_bytes())?;
-    file.sync_all()
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }

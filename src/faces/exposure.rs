@@ -2,8 +2,9 @@
 //! with them (exit code 2, and what to set), unless the face's `allow_unauthenticated = true`
 //! says the user means it; the banner then warns.
 //!
-//! The custom face and the HTTP face always have a token (generated when none is set), so they
-//! are never unguarded.
+//! The custom face and the HTTP face always have a token (generated when none is set), and the
+//! Socket.IO face without `api_keys` refuses every client, so they are never unguarded. A
+//! credential that is still the samples' placeholder (`change-me`) counts as none.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,14 +41,18 @@ fn refusal(faces: &[Unguarded]) -> String {
         .iter()
         .map(|face| {
             format!(
-                "{face}: anyone on your network could use it. Set {}, or bind it to 127.0.0.1, \
-                 or set `allow_unauthenticated = true` in [{}] if that is what you want",
+                "{face}: anyone on your network could use it. Set {} (not the samples' \
+                 {PLACEHOLDER}), or bind it to 127.0.0.1, or set `allow_unauthenticated = true` \
+                 in [{}] if that is what you want",
                 face.setting, face.face
             )
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The placeholder credential of the samples and the README: anyone who read them knows it.
+pub const PLACEHOLDER: &str = "change-me";
 
 /// Every enabled face beyond loopback with no credential.
 pub fn unguarded(config: &Config) -> Vec<Unguarded> {
@@ -63,20 +68,19 @@ pub fn unguarded(config: &Config) -> Vec<Unguarded> {
         face(
             "streamerbot",
             &config.streamerbot.listener,
-            config.streamerbot.password.is_empty(),
+            [PLACEHOLDER, ""].contains(&config.streamerbot.password.expose()),
             "streamerbot.password",
         ),
         face(
             "astro",
             &config.astro.listener,
-            config.astro.tokens.is_empty(),
+            config.astro.tokens.is_empty()
+                || config
+                    .astro
+                    .tokens
+                    .iter()
+                    .any(|token| token.token.expose() == PLACEHOLDER),
             "[[astro.tokens]]",
-        ),
-        face(
-            "socketio",
-            &config.socketio.listener,
-            config.socketio.api_keys.is_empty(),
-            "socketio.api_keys",
         ),
     ]
     .into_iter()
@@ -130,9 +134,11 @@ mod tests {
 
         let guarded = config(
             "[streamerbot]\nbind = \"0.0.0.0:8080\"\npassword = \"p\"\n\
-             [socketio]\nbind = \"0.0.0.0:3000\"\napi_keys = [\"k\"]",
+             [socketio]\nbind = \"0.0.0.0:3000\"",
         );
         assert_eq!(check(&guarded), Ok(()));
+        let sample = config("[streamerbot]\nbind = \"0.0.0.0:8080\"\npassword = \"change-me\"");
+        assert!(check(&sample).is_err());
 
         let meant = config("[streamerbot]\nbind = \"0.0.0.0:8080\"\nallow_unauthenticated = true");
         assert_eq!(check(&meant), Ok(()));

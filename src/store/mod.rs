@@ -67,6 +67,19 @@ pub struct Store {
     dir: PathBuf,
 }
 
+/// Creates the data directory when it does not exist yet, readable by its owner only (on Unix):
+/// it holds the generated tokens. An existing directory is left as it is.
+pub fn create_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir` and migrates it to [`SCHEMA_VERSION`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {

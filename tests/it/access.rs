@@ -76,6 +76,24 @@ fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let answer = exchange(server, method, path, headers, body);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, body.to_owned())
+}
+
+/// The same request; answers the whole answer, head and body.
+fn exchange(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let address = server
         .url("http")
         .trim_start_matches("http://")
@@ -97,13 +115,7 @@ fn call(
     stream.write_all(request.as_bytes()).expect("sent");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("an answer");
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    (status, body.to_owned())
+    answer
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -214,6 +226,63 @@ fn pages_of_other_sites_cannot_change_anything() {
         let (status, answer) = call(&server, "POST", "/events", headers, &event);
         assert_eq!(status, expected, "{headers:?}: {answer}");
     }
+    // Two Content-Types, or two Origins, are believed in neither.
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/events",
+        &[JSON, plain, ("Authorization", &right)],
+        &event,
+    );
+    assert_eq!(status, 415);
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/events",
+        &[("Origin", &own), ("Origin", "http://evil.example"), JSON],
+        &event,
+    );
+    assert_eq!(status, 403);
+    // Without Origin, Sec-Fetch-Site speaks; with one, Origin does.
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/events",
+        &[evil, ("Sec-Fetch-Site", "same-origin"), JSON],
+        &event,
+    );
+    assert_eq!(status, 403);
+    // Forwarded to loopback by a proxy or a tunnel: the network's rules.
+    for forwarded in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("Forwarded", "for=203.0.113.7"),
+    ] {
+        let (status, answer) = call(&server, "GET", "/rules", &[forwarded], "");
+        assert_eq!(status, 401, "{forwarded:?}: {answer}");
+    }
+    // An allowed site's page reads with the token only, and its browser may ask first.
+    let overlay = ("Origin", "https://overlay.example");
+    let (status, _) = call(&server, "GET", "/rules", &[overlay], "");
+    assert_eq!(status, 401);
+    let preflight = |origin: &str| {
+        let headers = [
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            ),
+        ];
+        exchange(&server, "OPTIONS", "/events", &headers, "").to_ascii_lowercase()
+    };
+    let answer = preflight("https://overlay.example");
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: https://overlay.example"),
+        "{answer}"
+    );
+    assert!(answer.contains("authorization"), "{answer}");
+    assert!(!preflight("http://evil.example").contains("access-control-allow-origin"));
     // A page that rebinds its own name to 127.0.0.1 is same-origin to itself, not to this server.
     let port = own.rsplit(':').next().unwrap();
     let rebound = format!("evil.example:{port}");
@@ -267,7 +336,7 @@ fn a_face_beyond_loopback_with_no_credential_stops_the_start_with_exit_code_2() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     for said in [
         "streamerbot listens on 0.0.0.0:0 (beyond this computer) with no streamerbot.password",
-        "Set streamerbot.password, or bind it to 127.0.0.1, or set `allow_unauthenticated = true` in [streamerbot]",
+        "Set streamerbot.password (not the samples' change-me), or bind it to 127.0.0.1, or set `allow_unauthenticated = true` in [streamerbot]",
     ] {
         assert!(stderr.contains(said), "{stderr}");
     }
@@ -301,6 +370,26 @@ fn token_command(args: &[&str], data: &std::path::Path) -> std::process::Output 
         .arg(data)
         .output()
         .expect("the binary runs")
+}
+
+#[cfg(unix)]
+#[test]
+fn the_token_copy_is_its_owners_alone_and_replaces_what_was_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs = Dirs::new();
+    let victim = dirs.rules.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let copy = dirs.data.path().join("http.token");
+    std::os::unix::fs::symlink(&victim, &copy).unwrap();
+    let server = TestServer::start_in(dirs, Options::default());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let metadata = std::fs::symlink_metadata(&copy).unwrap();
+    assert!(metadata.is_file(), "the link was replaced by a file");
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        server.admin_token()
+    );
 }
 
 #[test]

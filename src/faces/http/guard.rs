@@ -5,9 +5,11 @@
 //!   dashboard's feed, where a browser cannot set headers) must offer the right one.
 //! - When the face listens beyond loopback, every other route needs the token.
 //! - On a loopback bind, a request without the token must name this computer in `Host` (a page
-//!   that rebinds its own name to 127.0.0.1 cannot), and a request that changes anything must
-//!   come from the dashboard's own page (`Sec-Fetch-Site: same-origin`, or an `Origin` that is
-//!   this server).
+//!   that rebinds its own name to 127.0.0.1 cannot), must not come from another site's page (an
+//!   allowed one included) or through a proxy or tunnel (`Forwarded`, `X-Forwarded-*`), and a
+//!   request that changes anything must come from the dashboard's own page (an `Origin` that is
+//!   this server, or without `Origin`, `Sec-Fetch-Site: same-origin`). Programs of this computer
+//!   can say the same: on loopback the token keeps out web pages, not local programs.
 //! - Whatever the credential, a change (`POST`, `PUT`, `DELETE`) is refused when it comes from a
 //!   page of another site (`Origin` neither this server nor in `http.allowed_origins`), and a
 //!   `POST` or `PUT` must send `Content-Type: application/json`: a page cannot send that to
@@ -15,10 +17,11 @@
 
 use std::net::IpAddr;
 
+use actix_cors::Cors;
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::middleware::Next;
+use actix_web::middleware::{Condition, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -69,6 +72,26 @@ impl Refusal {
     }
 }
 
+/// CORS for the pages of `http.allowed_origins`: their requests with the token (a JSON body, an
+/// `Authorization` header) make the browser ask first, and the answer lets those pages, and only
+/// them, send the request and read its answer. Without the key there is no CORS at all.
+pub fn cors(allowed: &[String]) -> Condition<Cors> {
+    let list = allowed.to_vec();
+    let cors = Cors::default()
+        .allowed_origin_fn(move |origin, _| {
+            origin.to_str().is_ok_and(|origin| {
+                list.iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+            })
+        })
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // The guard answers other pages (403 for a change); CORS only adds its headers.
+        .block_on_origin_mismatch(false)
+        .max_age(600);
+    Condition::new(!allowed.is_empty(), cors)
+}
+
 /// The middleware: answers a refused request with its 401, 403 or 415.
 pub async fn check(
     request: ServiceRequest,
@@ -106,10 +129,15 @@ impl Guard {
         }
         let offered =
             bearer::bearer(request).or_else(|| feed.then(|| bearer::query(request)).flatten());
+        // A page of an allowed site, and a request a proxy or tunnel forwarded to loopback, are
+        // not this computer's own: like the network, they need the token.
+        let foreign_page = origin(request).is_some() && !same_origin(request);
         match offered {
             Some(token) if self.token.matches(&token) => {}
             Some(_) => return Err(Refusal::TokenWrong),
-            None if self.exposed => return Err(Refusal::TokenMissing),
+            None if self.exposed || foreign_page || forwarded(request) => {
+                return Err(Refusal::TokenMissing)
+            }
             None if !names_this_computer(request) => return Err(Refusal::ForeignHost),
             None if changes && !same_origin(request) => return Err(Refusal::NotSameOrigin),
             None => {}
@@ -149,25 +177,46 @@ fn routed_path(request: &HttpRequest) -> &str {
     request.match_info().as_str()
 }
 
+/// The `Origin` header (`"?"` when it is not text, or sent more than once).
 fn origin(request: &HttpRequest) -> Option<&str> {
-    let origin = request.headers().get(header::ORIGIN)?;
-    Some(origin.to_str().unwrap_or("?"))
+    single(request, header::ORIGIN).map(|origin| origin.unwrap_or("?"))
 }
 
-/// Whether the browser says the request comes from a page of this server: `Sec-Fetch-Site:
-/// same-origin`, or an `Origin` whose host and port are the `Host` the request was sent to.
-pub fn same_origin(request: &HttpRequest) -> bool {
+/// The one value of header `name`: `None` when absent, `Some(None)` when it is not text or is
+/// sent more than once (a request that says two things is believed in neither).
+fn single(request: &HttpRequest, name: header::HeaderName) -> Option<Option<&str>> {
+    let mut values = request.headers().get_all(name);
+    let first = values.next()?;
+    Some(match values.next() {
+        None => first.to_str().ok(),
+        Some(_) => None,
+    })
+}
+
+/// Whether a proxy or a tunnel says it forwarded the request.
+fn forwarded(request: &HttpRequest) -> bool {
     let headers = request.headers();
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"same-origin"))
-    {
-        return true;
-    }
-    let (Some(origin), Some(Ok(host))) = (
-        origin(request),
-        headers.get(header::HOST).map(|host| host.to_str()),
-    ) else {
+    [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-real-ip",
+    ]
+    .iter()
+    .any(|name| headers.contains_key(*name))
+}
+
+/// Whether the browser says the request comes from a page of this server: an `Origin` whose host
+/// and port are the `Host` the request was sent to, or, without `Origin`, `Sec-Fetch-Site:
+/// same-origin`.
+pub fn same_origin(request: &HttpRequest) -> bool {
+    let Some(origin) = origin(request) else {
+        return request
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"same-origin"));
+    };
+    let Some(Some(host)) = single(request, header::HOST) else {
         return false;
     };
     origin
@@ -179,11 +228,7 @@ pub fn same_origin(request: &HttpRequest) -> bool {
 /// Whether `Host` is a name of this computer (`localhost`, a loopback address), as it is for
 /// every page and program of the computer itself.
 fn names_this_computer(request: &HttpRequest) -> bool {
-    let Some(Ok(host)) = request
-        .headers()
-        .get(header::HOST)
-        .map(|host| host.to_str())
-    else {
+    let Some(Some(host)) = single(request, header::HOST) else {
         return false;
     };
     let name = match host.rsplit_once(':') {
@@ -197,10 +242,8 @@ fn names_this_computer(request: &HttpRequest) -> bool {
 }
 
 fn json(request: &HttpRequest) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
+    single(request, header::CONTENT_TYPE)
+        .flatten()
         .and_then(|value| value.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }

@@ -35,6 +35,9 @@ use guard::Guard;
 /// The key of the generated admin token in the store's `meta` tree.
 pub const TOKEN_KEY: &str = "http.token";
 
+/// A configured admin token shorter than this is warned about.
+const SHORT_TOKEN: usize = 16;
+
 /// What the HTTP handlers share.
 pub struct Shared {
     pub engine: Addr<RuleEngine>,
@@ -63,6 +66,12 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     });
     let (token, origin) =
         bearer::kept(setup.store, TOKEN_KEY, &listener.token, "http.token").await?;
+    if (1..SHORT_TOKEN).contains(&listener.token.expose().len()) {
+        log::warn!(
+            "http.token is shorter than {SHORT_TOKEN} characters, which can be guessed; \
+             leave it empty for a generated one"
+        );
+    }
     let note = format!(
         "http token   {} ({origin}; {})",
         token.expose(),
@@ -85,6 +94,8 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(guard::check))
+            // Outside the guard: a browser's preflight carries no token.
+            .wrap(guard::cors(&guard.allowed_origins))
             .app_data(guard.clone())
             .app_data(shared.clone())
             .app_data(feed.clone())

@@ -107,6 +107,12 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         started
             .notes
             .push("(the streamerbot face asks for the configured password)".into());
+    } else if config.listener.allowed_origins.is_none() {
+        started.notes.push(
+            "(no streamerbot.password: every program on this computer, and every web page open \
+             in its browser, can use the streamerbot face; set a password or allowed_origins)"
+                .into(),
+        );
     }
     Ok(Some(started))
 }
