@@ -168,11 +168,14 @@ where
             scheme.to_owned(),
         ),
         Some(files) => {
-            // actix-web offers `http/1.1` by ALPN itself.
+            // actix-web offers `h2` and `http/1.1` by ALPN itself.
             let (config, reloading) =
                 tls::server::config(face, files, &[]).map_err(StartError::tls(face))?;
             let server = server
                 .tls_handshake_timeout(tls::HANDSHAKE_TIMEOUT)
+                // Handshakes in progress at once (actix's default, 256, let 256 connections
+                // that never speak stop the face until the timeout dropped them).
+                .max_connection_rate(tls::MAX_HANDSHAKES)
                 .bind_rustls_0_23(bind, config)
                 .map_err(bind_error)?;
             (server, Some(reloading), format!("{scheme}s"))

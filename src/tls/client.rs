@@ -67,7 +67,18 @@ pub fn explain(error: &rustls::Error) -> String {
             "certificate not valid for this host: {error}; dial the name or address the \
              certificate is issued for"
         ),
+        rustls::Error::InvalidCertificate(CertificateError::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            "certificate refused: the server presents a CA certificate (basicConstraints CA:TRUE) \
+             as its own; give it a certificate made with CA:FALSE (see docs/tls.md), trusted \
+             through ca_file"
+                .into()
+        }
         rustls::Error::InvalidCertificate(_) => format!("certificate refused: {error}"),
+        rustls::Error::InvalidMessage(_) => {
+            format!("TLS handshake failed: {error}; is the server speaking TLS at all (try ws://)?")
+        }
         other => format!("TLS handshake failed: {other}"),
     }
 }

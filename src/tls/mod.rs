@@ -20,6 +20,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// How long a client may take over its TLS handshake before its connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// TLS handshakes a face has in progress at once; more connections wait to be accepted.
+pub const MAX_HANDSHAKES: usize = 4096;
+
+/// The most a PEM file may hold: a long chain is a few kilobytes.
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+
 /// Why PEM files or a TLS configuration could not be used. Never shows a key's content.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -29,6 +35,16 @@ pub enum TlsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: not a regular file", .path.display())]
+    NotAFile { path: PathBuf },
+    #[error("{}: larger than {MAX_PEM_BYTES} bytes, not a PEM certificate or key", .path.display())]
+    TooLarge { path: PathBuf },
+    #[error(
+        "{}: the private key is encrypted; write it decrypted (`openssl pkey -in KEY -out KEY.pem`) \
+         and keep that file readable by Switchboard's user only",
+        .path.display()
+    )]
+    EncryptedKey { path: PathBuf },
     #[error("{}: not a valid PEM file ({reason})", .path.display())]
     Pem { path: PathBuf, reason: &'static str },
     #[error("{}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)", .path.display())]
@@ -78,12 +94,34 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The contents of `path`.
+/// The contents of `path`: a regular file (not a pipe or a device, which could block or never
+/// end) of at most [`MAX_PEM_BYTES`].
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    use std::io::Read as _;
+    let failed = |source| TlsError::Read {
         path: path.to_owned(),
         source,
-    })
+    };
+    let metadata = std::fs::metadata(path).map_err(failed)?;
+    if !metadata.is_file() {
+        return Err(TlsError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let too_large = || TlsError::TooLarge {
+        path: path.to_owned(),
+    };
+    if metadata.len() > MAX_PEM_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Every certificate in the PEM text `bytes` read from `path`, in order (a chain: the
@@ -103,11 +141,25 @@ fn certificates(path: &Path, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>
 /// The first private key (PKCS#8, RSA or SEC1) in the PEM text `bytes` read from `path`.
 fn private_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_slice(bytes).map_err(|error| match error {
+        pem::Error::NoItemsFound if encrypted(bytes) => TlsError::EncryptedKey {
+            path: path.to_owned(),
+        },
         pem::Error::NoItemsFound => TlsError::NoKey {
             path: path.to_owned(),
         },
         other => invalid(path, &other),
     })
+}
+
+/// Whether PEM text holds an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or an
+/// OpenSSL-encrypted RSA or EC key).
+fn encrypted(bytes: &[u8]) -> bool {
+    [
+        &b"-----BEGIN ENCRYPTED PRIVATE KEY-----"[..],
+        b"Proc-Type: 4,ENCRYPTED",
+    ]
+    .iter()
+    .any(|marker| bytes.windows(marker.len()).any(|window| window == *marker))
 }
 
 /// A PEM syntax error, described without the bytes it quotes (they may be part of a key).

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -24,8 +24,12 @@ use sha2::{Digest, Sha256};
 use super::{certificates, private_key, provider, read, TlsError};
 use crate::config::TlsFiles;
 
-/// How long a burst of changes to the folders is gathered before the files are read again.
+/// How long a burst of changes to the files is gathered before they are read again…
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+/// …at most (a folder that never stops changing still gets its files read).
+const MAX_WAIT: Duration = Duration::from_secs(2);
+/// How often the files are compared without news of a change.
+const RECHECK: Duration = Duration::from_secs(60);
 
 /// A TLS server configuration for `face` serving the certificate in `files`, and what keeps it
 /// reloaded (dropping it stops the reloads). `alpn`: the protocols offered, when the server
@@ -57,6 +61,8 @@ pub struct Certificate {
     face: &'static str,
     files: TlsFiles,
     current: RwLock<Current>,
+    /// The last warning logged, not repeated while the files stay as they are.
+    warned: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Certificate {
@@ -86,6 +92,7 @@ impl Certificate {
                 key: Arc::new(key),
                 tried,
             }),
+            warned: std::sync::Mutex::default(),
         })
     }
 
@@ -101,11 +108,11 @@ impl Certificate {
             (Ok(cert), Ok(key)) => digest(&cert, &key),
             // Mid-replacement, or gone: a later change will say when they are back.
             (Err(error), _) | (_, Err(error)) => {
-                return log::warn!(
+                return self.warn(format!(
                     "{}: kept the current TLS certificate: {}",
                     self.face,
                     error.with_causes()
-                )
+                ));
             }
         };
         if tried == self.read().tried {
@@ -117,17 +124,31 @@ impl Certificate {
         match loaded {
             Ok((key, _)) => {
                 current.key = Arc::new(key);
+                drop(current);
+                *self.warned.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 log::info!(
                     "{}: TLS certificate reloaded from {}",
                     self.face,
                     cert.display()
                 );
             }
-            Err(error) => log::warn!(
-                "{}: kept the current TLS certificate, the new files do not load: {}",
-                self.face,
-                error.with_causes()
-            ),
+            Err(error) => {
+                drop(current);
+                self.warn(format!(
+                    "{}: kept the current TLS certificate, the new files do not load: {}",
+                    self.face,
+                    error.with_causes()
+                ));
+            }
+        }
+    }
+
+    /// Logs `warning` unless it is the one logged last.
+    fn warn(&self, warning: String) {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.as_deref() != Some(warning.as_str()) {
+            log::warn!("{warning}");
+            *warned = Some(warning);
         }
     }
 }
@@ -178,21 +199,41 @@ impl Reloading {
 }
 
 fn watch(certificate: Arc<Certificate>) -> Result<RecommendedWatcher, String> {
+    // The files as named and, when they are links, what they point to (certbot's `live/` names
+    // point into `archive/`): their folders are watched, changes to other files are ignored.
+    let mut files: Vec<PathBuf> = vec![
+        certificate.files.cert.clone(),
+        certificate.files.key.clone(),
+    ];
+    files.extend(
+        files
+            .clone()
+            .iter()
+            .filter_map(|file| std::fs::canonicalize(file).ok()),
+    );
+    let names: BTreeSet<std::ffi::OsString> = files
+        .iter()
+        .filter_map(|file| file.file_name().map(ToOwned::to_owned))
+        .collect();
     let (changes, received) = mpsc::channel::<()>();
     let handler = move |result: notify::Result<Event>| {
-        if let Ok(Event {
-            kind: EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_),
-            ..
-        }) = result
+        let Ok(event) = result else { return };
+        let ours = event.paths.is_empty()
+            || event
+                .paths
+                .iter()
+                .any(|path| path.file_name().is_some_and(|name| names.contains(name)));
+        if ours
+            && matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            )
         {
             let _ = changes.send(());
         }
     };
     let mut watcher = notify::recommended_watcher(handler).map_err(|error| error.to_string())?;
-    let folders: BTreeSet<PathBuf> = [&certificate.files.cert, &certificate.files.key]
-        .into_iter()
-        .map(|file| folder(file))
-        .collect();
+    let folders: BTreeSet<PathBuf> = files.iter().map(|file| folder(file)).collect();
     for folder in &folders {
         watcher
             .watch(folder, RecursiveMode::NonRecursive)
@@ -200,11 +241,24 @@ fn watch(certificate: Arc<Certificate>) -> Result<RecommendedWatcher, String> {
     }
     std::thread::Builder::new()
         .name(format!("{}-tls", certificate.face))
-        .spawn(move || {
-            // Ends when the watcher (and with it the sender) is dropped.
-            while received.recv().is_ok() {
-                while received.recv_timeout(DEBOUNCE).is_ok() {}
-                certificate.reload();
+        .spawn(move || loop {
+            // Ends when the watcher (and with it the sender) is dropped. Without news for a
+            // while the files are compared anyway: a folder deleted and made again, or a network
+            // filesystem that reports nothing, is caught up with.
+            match received.recv_timeout(RECHECK) {
+                Ok(()) => {
+                    // A burst of changes (certbot writes the certificate, then the key) is read
+                    // once, at most MAX_WAIT after it began.
+                    let deadline = Instant::now() + MAX_WAIT;
+                    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                        if received.recv_timeout(left.min(DEBOUNCE)).is_err() {
+                            break;
+                        }
+                    }
+                    certificate.reload();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => certificate.reload(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         })
         .map_err(|error| error.to_string())?;

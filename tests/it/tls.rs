@@ -298,6 +298,12 @@ fn tls_files_that_do_not_load_stop_the_start_naming_the_face_and_the_file() {
             tls(&files.cert, &other.key),
             "the key cannot be used with the certificate",
         ),
+        // A device or a pipe could block the start or never end.
+        (
+            "streamerbot",
+            tls(std::path::Path::new("/dev/zero"), &files.key),
+            "/dev/zero: not a regular file",
+        ),
     ];
     for (face, tls, reason) in cases {
         let (code, stderr) = start_failing(face, &tls);
@@ -352,4 +358,90 @@ async fn an_outbound_wss_connection_trusts_its_ca_file_and_refuses_an_unknown_ce
     let (status, body) = server.put("/connections/untrusted", &trusted);
     assert_eq!(status, 200, "{body}");
     server.wait_for_log("outbound untrusted: connected");
+}
+
+#[tokio::test]
+async fn connections_that_never_speak_do_not_stop_a_tls_face_from_accepting() {
+    let files = files();
+    let server = TestServer::start_with(with_tls(&files));
+    let address = crate::support::raw::host_port(server.url("http"));
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let trusted = tls::trusting(&[&files.certificate]);
+    let presented = tls::presented(server.url("http"), trusted).await;
+    assert_eq!(presented, files.certificate.der);
+    // Accepted while the silent ones were still waiting (not after their handshake timeout
+    // had dropped them): every one of them is still open.
+    for stream in &silent {
+        let mut byte = [0u8; 1];
+        match stream.try_read(&mut byte) {
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("a silent connection was closed first: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_is_reloaded_while_its_folder_never_stops_changing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let files = files();
+    let server = TestServer::start_with(with_tls(&files));
+    let busy = files.cert.with_file_name("busy.log");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        // A log beside the certificate, written ten times a second (load, not synchronisation).
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::write(&busy, "line").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
+    let second = SelfSigned::new("second");
+    files.replace(&second);
+    server.wait_for_log("http: TLS certificate reloaded");
+    let presented = tls::presented(server.url("http"), tls::trusting(&[&second])).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(presented, second.der);
+}
+
+#[tokio::test]
+async fn over_http2_the_dashboards_own_requests_are_still_recognised() {
+    let files = files();
+    let server = TestServer::start_with(with_tls(&files));
+    let ca = files.ca.to_str().unwrap();
+    let output = server.script("h2.mjs", &[server.url("http"), ca]).await;
+    output.assert_success();
+    assert_eq!(
+        output.lines(),
+        [
+            "protocol h2",
+            "GET /rules 200",
+            "same-origin POST /events 200",
+            "foreign POST /events 403"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_ca_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let server = TestServer::start();
+    let (status, body) = server.put(
+        "/connections/device",
+        &json!({"url": "wss://127.0.0.1:9/", "ca_file": "/dev/zero"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a regular file"),
+        "{body}"
+    );
+    let (status, _) = server.get("/rules");
+    assert_eq!(status, 200);
 }

@@ -193,6 +193,18 @@ fn single(request: &HttpRequest, name: header::HeaderName) -> Option<Option<&str
     })
 }
 
+/// The host and port the request was sent to: its `Host` header (HTTP/1.1), or its URI's
+/// authority (HTTP/2 has no `Host`, it sends `:authority`). `None` when absent or sent twice.
+fn host(request: &HttpRequest) -> Option<&str> {
+    match single(request, header::HOST) {
+        Some(host) => host,
+        None => request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str()),
+    }
+}
+
 /// Whether a proxy or a tunnel says it forwarded the request.
 fn forwarded(request: &HttpRequest) -> bool {
     let headers = request.headers();
@@ -216,7 +228,7 @@ pub fn same_origin(request: &HttpRequest) -> bool {
             .get("sec-fetch-site")
             .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"same-origin"));
     };
-    let Some(Some(host)) = single(request, header::HOST) else {
+    let Some(host) = host(request) else {
         return false;
     };
     origin
@@ -228,7 +240,7 @@ pub fn same_origin(request: &HttpRequest) -> bool {
 /// Whether `Host` is a name of this computer (`localhost`, a loopback address), as it is for
 /// every page and program of the computer itself.
 fn names_this_computer(request: &HttpRequest) -> bool {
-    let Some(Some(host)) = single(request, header::HOST) else {
+    let Some(host) = host(request) else {
         return false;
     };
     let name = match host.rsplit_once(':') {
