@@ -394,3 +394,29 @@ async fn an_event_posted_over_http_reaches_only_its_guild() {
     // The first event 222 sees is its own: 111's never reached it.
     assert_eq!(in_222.discord().await["data"]["content"], "for 222");
 }
+
+#[tokio::test]
+async fn a_socket_that_never_answers_pings_is_disconnected_after_ping_interval_and_timeout() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start_with(options(r#"["key-1"]"#));
+    let mut sio = Sio::join(&server, &["111"]).await;
+    let joined = std::time::Instant::now();
+    // Read everything, answer nothing: the first ping (after 25 s) goes unanswered for 20 s.
+    let mut pings = 0;
+    let ended = loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(90), sio.0.next())
+            .await
+            .expect("disconnected within 90 s");
+        match frame {
+            Some(Ok(Message::Text(text))) if text == "2" => pings += 1,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break joined.elapsed(),
+            Some(Ok(_)) => {}
+        }
+    };
+    assert_eq!(pings, 1, "one ping, never answered");
+    assert!(
+        ended.as_secs() >= 40,
+        "disconnected after {ended:?}, before 25 s + 20 s"
+    );
+}
