@@ -464,6 +464,40 @@ impl Connection {
     }
 }
 
+/// Query parameters whose values are credentials: shown as `***` in a connection's status.
+const SECRET_PARAMETERS: [&str; 7] = [
+    "token",
+    "access_token",
+    "key",
+    "apikey",
+    "api_key",
+    "password",
+    "secret",
+];
+
+/// `url` with the values of its credential query parameters replaced by `***`: a token written
+/// into the URL is as secret as one given through `auth`.
+pub fn without_secrets(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((key, _)) if SECRET_PARAMETERS.contains(&key.to_ascii_lowercase().as_str()) => {
+                format!("{key}=***")
+            }
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map_or(String::new(), |fragment| format!("#{fragment}"));
+    format!("{base}?{}{fragment}", parameters.join("&"))
+}
+
 /// `min(1 s × 2^n, 30 s) × r` for `n` consecutive failures before this one.
 pub fn backoff(failures: u32, jitter: f64) -> Duration {
     let base = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(failures.min(16)));
@@ -658,7 +692,7 @@ impl Handler<GetStatus> for Connection {
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(Status {
             name: self.settings.name.clone(),
-            url: self.settings.url.clone(),
+            url: without_secrets(&self.settings.url),
             enabled: self.settings.enabled,
             status: self.status_name(),
             since: format_time(&self.since),
@@ -711,6 +745,16 @@ impl Handler<Reconfigure> for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_a_url_are_not_shown() {
+        assert_eq!(
+            without_secrets("wss://h/p?room=a&Token=s3cret&api_key=k#top"),
+            "wss://h/p?room=a&Token=***&api_key=***#top"
+        );
+        assert_eq!(without_secrets("ws://h:9/p"), "ws://h:9/p");
+        assert_eq!(without_secrets("ws://h/?flag"), "ws://h/?flag");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {

@@ -778,3 +778,24 @@ fn an_outbound_queue_of_zero_bytes_stops_the_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_token_written_into_a_connections_url_is_not_shown() {
+    let server = TestServer::start();
+    let url = "ws://127.0.0.1:9/feed?room=a&token=s3cret-in-the-url";
+    let (status, body) = server.put(
+        "/connections/inline",
+        &json!({"url": url, "enabled": false}),
+    );
+    assert_eq!(status, 200, "{body}");
+    for path in ["/connections/inline", "/connections"] {
+        let (_, shown) = server.get(path);
+        let shown = shown.to_string();
+        assert!(!shown.contains("s3cret-in-the-url"), "{shown}");
+        assert!(
+            shown.contains("ws://127.0.0.1:9/feed?room=a&token=***"),
+            "{shown}"
+        );
+    }
+    assert!(!server.logs().join("\n").contains("s3cret-in-the-url"));
+}
