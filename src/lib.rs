@@ -10,6 +10,7 @@
 //! - [`frame_header`]: a WebSocket frame's header, read before its payload.
 //! - [`jsonpath`]: JSONPath expressions, compiled once and refused when they cannot run.
 //! - [`metrics`]: the Prometheus metrics' names and recorder.
+//! - [`log_limit`]: warnings a peer causes per request, limited to a burst a second.
 //! - [`registry`]: who is subscribed to what; fan-out of encoded frames to outlets.
 //! - [`engine`]: injects, calls, action runs, credits.
 //! - [`outbound`]: the outbound custom WebSocket client connections.
@@ -30,7 +31,7 @@
 //!    hands the events it receives to whoever [`outbound::Start`] names (the engine), without
 //!    knowing it; faces and sessions plug into the registry through its traits.
 //! 6. [`names`], [`jsonpath`], [`store`], [`config`], [`event`], [`metrics`], [`frame_header`],
-//!    [`tls`]: use nothing above them.
+//!    [`tls`], [`log_limit`]: use nothing above them.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -41,6 +42,7 @@ pub mod event;
 pub mod faces;
 pub mod frame_header;
 pub mod jsonpath;
+pub mod log_limit;
 pub mod metrics;
 #[cfg(test)]
 mod mutate;

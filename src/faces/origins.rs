@@ -9,6 +9,8 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
+use crate::log_limit::{more, Limited};
+
 /// Whether a request with `origin` (its `Origin` header, if any) may connect.
 pub fn permits(allowed: Option<&[String]>, origin: Option<&[u8]>) -> bool {
     match (allowed, origin) {
@@ -32,10 +34,15 @@ pub fn refuse(
     if permits(allowed, origin.map(|origin| origin.as_bytes())) {
         return None;
     }
-    log::warn!(
-        "{face}: refused a connection from {:?}: its page's origin {origin:?} is not in {face}.allowed_origins",
-        request.peer_addr()
-    );
+    static LIMITED: Limited = Limited::new();
+    LIMITED.warn(|left_out| {
+        log::warn!(
+            "{face}: refused a connection from {:?}: its page's origin {origin:?} is not in \
+             {face}.allowed_origins{}",
+            request.peer_addr(),
+            more(left_out)
+        )
+    });
     Some(HttpResponse::Forbidden().body(REFUSED))
 }
 

@@ -476,3 +476,28 @@ async fn websocket_faces_accept_only_their_allowed_origins() {
         Some("https://overlay.example")
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_requests_does_not_flood_the_log() {
+    let server = TestServer::start();
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        let (status, _) = call(&server, "POST", "/events", &[JSON], "{}");
+        assert_eq!(status, 401);
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    // Each refusal's line is written before its answer; a line of another kind, written after
+    // them all, says the log has been read that far.
+    let wrong = format!("{}?token=wrong", server.url("custom"));
+    assert_eq!(upgrade(&wrong, None).await, 101);
+    server.wait_for_log("custom: refused a connection");
+    let logged = server
+        .logs()
+        .iter()
+        .filter(|line| line.contains("http: refused POST /events"))
+        .count() as u64;
+    assert!(
+        (1..=10 * seconds).contains(&logged) && logged < 200,
+        "{logged} refusals logged in {seconds} s"
+    );
+}

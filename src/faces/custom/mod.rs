@@ -24,6 +24,7 @@ use crate::config::Secret;
 use crate::engine::{self, EngineError, RuleEngine};
 use crate::event::{normalise, Event};
 use crate::faces::{bearer, listen, listening, origins, Setup, Slot, StartError, Started};
+use crate::log_limit::{more, Limited};
 use crate::registry::{set_interest, Encode, FaceKind, Frame, Interest, Registry};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
 
@@ -111,20 +112,28 @@ pub async fn upgrade(
         .or_else(|| bearer::query(&request))
         .is_some_and(|candidate| !candidate.is_empty() && shared.token.matches(&candidate));
     let access = if !authorized {
-        log::warn!(
-            "custom: refused a connection from {:?}: invalid or missing token",
-            request.peer_addr()
-        );
+        static LIMITED: Limited = Limited::new();
+        LIMITED.warn(|left_out| {
+            log::warn!(
+                "custom: refused a connection from {:?}: invalid or missing token{}",
+                request.peer_addr(),
+                more(left_out)
+            )
+        });
         Access::Unauthorized
     } else {
         match Slot::take(&shared.open, shared.max_connections) {
             Some(slot) => Access::Open { _slot: slot },
             None => {
-                log::warn!(
-                    "custom: refused a connection from {:?}: {} connections open",
-                    request.peer_addr(),
-                    shared.max_connections
-                );
+                static LIMITED: Limited = Limited::new();
+                LIMITED.warn(|left_out| {
+                    log::warn!(
+                        "custom: refused a connection from {:?}: {} connections open{}",
+                        request.peer_addr(),
+                        shared.max_connections,
+                        more(left_out)
+                    )
+                });
                 Access::Full
             }
         }

@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::config::Secret;
 use crate::faces::bearer;
+use crate::log_limit::{more, Limited};
 
 /// The dashboard's live feed, a WebSocket.
 const FEED: &str = "/dashboard/feed";
@@ -104,12 +105,16 @@ pub async fn check(
     match verdict {
         Ok(()) => next.call(request).await,
         Err(refusal) => {
-            log::warn!(
-                "http: refused {} {} from {:?}: {refusal}",
-                request.method(),
-                request.path(),
-                request.peer_addr()
-            );
+            static LIMITED: Limited = Limited::new();
+            LIMITED.warn(|left_out| {
+                log::warn!(
+                    "http: refused {} {} from {:?}: {refusal}{}",
+                    request.method(),
+                    request.path(),
+                    request.peer_addr(),
+                    more(left_out)
+                )
+            });
             Ok(request.into_response(refusal.response()))
         }
     }

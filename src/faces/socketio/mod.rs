@@ -45,6 +45,7 @@ use crate::config::Secret;
 use crate::engine::{self, RuleEngine};
 use crate::event::Event;
 use crate::faces::{origins, Setup, Slot, StartError, Started};
+use crate::log_limit::{more, Limited};
 use crate::registry::{
     Closing, Connect, Disconnect, Encode, FaceKind, Frame, Interest, Outgoing, Outlet, Refused,
     Registry, Room, SessionId, SetInterest, ANY,
@@ -179,10 +180,12 @@ fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let Some(slot) = Slot::take(&open, max_connections) else {
-                            log::warn!(
+                            static LIMITED: Limited = Limited::new();
+                            LIMITED.warn(|left_out| log::warn!(
                                 "socketio: refused a connection from {peer}: \
-                                 socketio.max_connections ({max_connections}) are open"
-                            );
+                                 socketio.max_connections ({max_connections}) are open{}",
+                                more(left_out)
+                            ));
                             continue;
                         };
                         // Without it small frames wait for delayed ACKs, as on every face.
@@ -245,9 +248,14 @@ fn refuse_other_origins<B, Body: Default>(
         if origins::permits(allowed.as_deref(), origin.map(|origin| origin.as_bytes())) {
             return Ok(());
         }
-        log::warn!(
-            "socketio: refused a request: its page's origin {origin:?} is not in socketio.allowed_origins"
-        );
+        static LIMITED: Limited = Limited::new();
+        LIMITED.warn(|left_out| {
+            log::warn!(
+                "socketio: refused a request: its page's origin {origin:?} is not in \
+                 socketio.allowed_origins{}",
+                more(left_out)
+            )
+        });
         let mut refused = hyper::Response::new(Body::default());
         *refused.status_mut() = hyper::StatusCode::FORBIDDEN;
         Err(refused)
