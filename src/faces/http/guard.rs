@@ -13,7 +13,8 @@
 //! - Whatever the credential, a change (`POST`, `PUT`, `DELETE`) is refused when it comes from a
 //!   page of another site (`Origin` neither this server nor in `http.allowed_origins`), and a
 //!   `POST` or `PUT` must send `Content-Type: application/json`: a page cannot send that to
-//!   another site without the browser asking first, and this server never says yes.
+//!   another site without the browser asking first (CORS), and this server says yes only to the
+//!   pages of `http.allowed_origins` ([`cors`]).
 
 use std::net::IpAddr;
 
@@ -122,7 +123,7 @@ pub async fn check(
 
 impl Guard {
     /// Whether `request` may go on to its route.
-    pub fn admit(&self, request: &HttpRequest) -> Result<(), Refusal> {
+    fn admit(&self, request: &HttpRequest) -> Result<(), Refusal> {
         if open(request) {
             return Ok(());
         }
@@ -226,7 +227,7 @@ fn forwarded(request: &HttpRequest) -> bool {
 /// Whether the browser says the request comes from a page of this server: an `Origin` whose host
 /// and port are the `Host` the request was sent to, or, without `Origin`, `Sec-Fetch-Site:
 /// same-origin`.
-pub fn same_origin(request: &HttpRequest) -> bool {
+fn same_origin(request: &HttpRequest) -> bool {
     let Some(origin) = origin(request) else {
         return request
             .headers()
