@@ -63,8 +63,20 @@ pub struct Settings {
     pub max_queue_bytes: usize,
     /// Trusted besides the platform's roots, for a `wss://` URL.
     pub ca_file: Option<PathBuf>,
-    /// What a `wss://` URL is dialled with: the platform's roots and `ca_file`'s.
-    pub tls: Option<Arc<ClientConfig>>,
+    /// What the URL is dialled with.
+    pub tls: Trust,
+}
+
+/// What a connection trusts.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// A `ws://` URL.
+    Plain,
+    /// A `wss://` URL: the platform's roots and `ca_file`'s.
+    Ready(Arc<ClientConfig>),
+    /// A stored connection whose `ca_file` did not load at start (why): each dial reads it
+    /// again, and fails with why until it loads.
+    Unloaded(String),
 }
 
 /// Dials again now: a link waiting for its next retry stops waiting, an open one is closed and
@@ -332,14 +344,24 @@ impl Connection {
             self.enter(State::Disabled);
             return;
         }
-        self.generation += 1;
-        self.enter(State::Connecting);
+        if let Trust::Unloaded(_) = self.settings.tls {
+            self.settings.tls = match tls::client::config(self.settings.ca_file.as_deref()) {
+                Ok(config) => Trust::Ready(config),
+                Err(error) => Trust::Unloaded(format!("ca_file: {}", error.with_causes())),
+            };
+        }
         let client = match &self.settings.tls {
-            Some(tls) => awc::Client::builder()
+            Trust::Ready(tls) => awc::Client::builder()
                 .connector(awc::Connector::new().rustls_0_23(tls.clone()))
                 .finish(),
-            None => awc::Client::new(),
+            Trust::Plain => awc::Client::new(),
+            Trust::Unloaded(why) => {
+                let why = why.clone();
+                return self.fail(why, ctx);
+            }
         };
+        self.generation += 1;
+        self.enter(State::Connecting);
         let mut request = client
             .ws(self.dial_url())
             .max_frame_size(self.settings.max_frame_bytes);

@@ -19,7 +19,7 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use self::connection::{Connection, GetStatus, Reconfigure, Redial, Settings, Status, Stop};
+use self::connection::{Connection, GetStatus, Reconfigure, Redial, Settings, Status, Stop, Trust};
 use self::mapping::Mapping;
 use crate::config::{Config, ConfigError, Limits, OutboundAuth, RawOutbound};
 use crate::event::Event;
@@ -107,10 +107,13 @@ pub fn settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, (String,
     if !secure && raw.ca_file.is_some() {
         return Err(("ca_file".into(), "is only used with a wss:// URL".into()));
     }
-    let tls = secure
-        .then(|| tls::client::config(raw.ca_file.as_deref()))
-        .transpose()
-        .map_err(|error| ("ca_file".to_owned(), error.with_causes()))?;
+    let tls = if secure {
+        tls::client::config(raw.ca_file.as_deref())
+            .map(Trust::Ready)
+            .map_err(|error| ("ca_file".to_owned(), error.with_causes()))?
+    } else {
+        Trust::Plain
+    };
     if raw
         .auth
         .as_ref()
@@ -136,6 +139,26 @@ pub fn settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, (String,
         ca_file: raw.ca_file.clone(),
         tls,
     })
+}
+
+/// The settings of a connection kept in the store, which started with Switchboard: like
+/// [`settings`], but a `ca_file` that does not load (gone since it was PUT) leaves the connection
+/// listed, failing each dial with why, rather than gone.
+fn stored_settings(raw: &RawOutbound, limits: &Limits) -> Result<Settings, String> {
+    match settings(raw, limits) {
+        Err((key, reason)) if key == "ca_file" && raw.ca_file.is_some() => {
+            let without = RawOutbound {
+                ca_file: None,
+                ..raw.clone()
+            };
+            let mut settings =
+                settings(&without, limits).map_err(|(key, reason)| format!("{key}: {reason}"))?;
+            settings.ca_file = raw.ca_file.clone();
+            settings.tls = Trust::Unloaded(format!("ca_file: {reason}"));
+            Ok(settings)
+        }
+        other => other.map_err(|(key, reason)| format!("{key}: {reason}")),
+    }
 }
 
 struct Child {
@@ -258,9 +281,7 @@ impl Handler<Start> for OutboundManager {
                 log::warn!("outbound {name}: defined in the file and in the store; the file's entry is used");
                 continue;
             }
-            match parse_stored(&name, &value).and_then(|raw| {
-                settings(&raw, &self.limits).map_err(|(key, reason)| format!("{key}: {reason}"))
-            }) {
+            match parse_stored(&name, &value).and_then(|raw| stored_settings(&raw, &self.limits)) {
                 Ok(settings) => self.spawn(settings, false),
                 Err(reason) => {
                     log::error!("outbound {name}: the stored connection is invalid: {reason}")

@@ -445,3 +445,33 @@ async fn a_ca_file_that_is_not_a_regular_file_is_refused_at_once() {
     let (status, _) = server.get("/rules");
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_stored_connection_whose_ca_file_is_gone_is_listed_with_why_and_recovers() {
+    let files = files();
+    let mut foreign = Foreign::start_tls(&files).await;
+    let url = format!("wss://127.0.0.1:{}/events", foreign.port);
+    let kept = tempfile::TempDir::new().unwrap();
+    let ca = kept.path().join("ca.pem");
+    std::fs::copy(&files.ca, &ca).unwrap();
+    let server = TestServer::start();
+    let settings = json!({"url": url, "ca_file": ca.to_str().unwrap()});
+    let (status, body) = server.put("/connections/kept", &settings);
+    assert_eq!(status, 200, "{body}");
+    foreign.line_starting("connected path=/events").await;
+
+    let (dirs, options) = server.killed();
+    let moved = kept.path().join("moved.pem");
+    std::fs::rename(&ca, &moved).unwrap();
+    let server = TestServer::start_in(dirs, options);
+    server.wait_for_log("outbound kept: error (ca_file:");
+    let (status, shown) = server.get("/connections/kept");
+    assert_eq!(status, 200, "listed, not gone: {shown}");
+    assert_eq!(shown["status"], "error");
+    let why = shown["lastError"].as_str().unwrap();
+    assert!(why.contains("ca.pem: cannot read the file"), "{why}");
+
+    // Back in place, the next dial reads it.
+    std::fs::rename(&moved, &ca).unwrap();
+    foreign.line_starting("connected path=/events").await;
+}
