@@ -172,10 +172,13 @@ fn banner(config: &Config, running: &Running) -> String {
             text.push_str(&format!("  {note}\n"));
         }
     }
-    for face in faces::exposure::unguarded(config) {
-        text.push_str(&format!(
-            "  WARNING: {face}: anyone on your network can use it (allow_unauthenticated = true)\n"
-        ));
+    for unguarded in faces::exposure::unguarded(config) {
+        let url = running
+            .faces
+            .iter()
+            .find(|face| face.face == unguarded.face)
+            .map_or("", |face| face.url.as_str());
+        text.push_str(&format!("  {}\n", unguarded.warning(url)));
     }
     text.push_str("ready");
     text

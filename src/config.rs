@@ -120,9 +120,6 @@ pub struct RawCustom {
     pub tls: Option<TlsFiles>,
     /// Browser pages allowed to connect (`Origin`); absent: every page.
     pub allowed_origins: Option<Vec<String>>,
-    /// Listen beyond loopback with no credential, knowingly.
-    #[serde(default)]
-    pub allow_unauthenticated: bool,
     pub token: Option<Secret>,
     pub max_connections: Option<u32>,
     pub rate_limit_per_second: Option<u32>,
@@ -161,9 +158,6 @@ pub struct RawSocketio {
     pub tls: Option<TlsFiles>,
     /// Browser pages allowed to connect (`Origin`); absent: every page.
     pub allowed_origins: Option<Vec<String>>,
-    /// Listen beyond loopback with no credential, knowingly.
-    #[serde(default)]
-    pub allow_unauthenticated: bool,
     #[serde(default)]
     pub api_keys: Vec<Secret>,
     pub max_connections: Option<u32>,
@@ -566,7 +560,7 @@ impl Config {
                         bind: custom.bind,
                         tls: custom.tls,
                         allowed_origins: custom.allowed_origins,
-                        allow_unauthenticated: custom.allow_unauthenticated,
+                        allow_unauthenticated: false,
                         default: "127.0.0.1:7895",
                     },
                 )?,
@@ -596,7 +590,7 @@ impl Config {
                         bind: socketio.bind,
                         tls: socketio.tls,
                         allowed_origins: socketio.allowed_origins,
-                        allow_unauthenticated: socketio.allow_unauthenticated,
+                        allow_unauthenticated: false,
                         default: "127.0.0.1:3000",
                     },
                 )?,

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 /// `switchboard token [custom|http] [--regenerate]`: the configured token, else the generated
 /// one (from the store, or from its copy in the data dir while Switchboard runs and holds it).
 fn token(config: &Config, of: TokenOf, regenerate: bool) -> Result<(), Box<dyn Error>> {
-    use switchboard::faces::{bearer, custom, http};
+    use switchboard::faces::{custom, http, tokens};
     let (configured, setting, key): (&Secret, _, _) = match of {
         TokenOf::Custom => (&config.custom.token, "custom.token", custom::TOKEN_KEY),
         TokenOf::Http => (&config.http.token, "http.token", http::TOKEN_KEY),
@@ -114,16 +114,16 @@ fn token(config: &Config, of: TokenOf, regenerate: bool) -> Result<(), Box<dyn E
     let runtime = actix_rt::System::new();
     let token = runtime.block_on(async {
         if regenerate {
-            let token = bearer::generate();
+            let token = tokens::generate();
             store
                 .meta()
                 .put(key, &serde_json::Value::String(token.clone()))
                 .await?;
-            bearer::write_copy(&config.data_dir.join(key), &token)?;
+            tokens::write_copy(&config.data_dir.join(key), &token)?;
             eprintln!("a new token is stored; it takes effect at the next start");
             Ok::<_, Box<dyn Error>>(token)
         } else {
-            let (token, _) = bearer::kept(&store, key, configured, setting).await?;
+            let (token, _) = tokens::kept(&store, key, configured, setting).await?;
             Ok(token.expose().to_owned())
         }
     })?;

@@ -15,9 +15,9 @@ use crate::config::{Config, Listener};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unguarded {
     pub face: &'static str,
-    pub bind: SocketAddr,
+    bind: SocketAddr,
     /// The missing credential, as the setting that gives it.
-    pub setting: &'static str,
+    setting: &'static str,
     allowed: bool,
 }
 
@@ -25,8 +25,20 @@ impl fmt::Display for Unguarded {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             formatter,
-            "{} listens on {} (beyond this computer) with no {}",
+            "{} listens on {} (beyond this computer) with no {} (or only the samples' \
+             {PLACEHOLDER})",
             self.face, self.bind, self.setting
+        )
+    }
+}
+
+impl Unguarded {
+    /// The banner's warning for a face started anyway, listening at `url`.
+    pub fn warning(&self, url: &str) -> String {
+        format!(
+            "WARNING: {} listens on {url} with no {}: anyone on your network can connect to it \
+             (allow_unauthenticated = true)",
+            self.face, self.setting
         )
     }
 }
@@ -41,7 +53,7 @@ fn refusal(faces: &[Unguarded]) -> String {
         .iter()
         .map(|face| {
             format!(
-                "{face}: anyone on your network could use it. Set {} (not the samples' \
+                "{face}: anyone on your network could connect to it. Set {} (not the samples' \
                  {PLACEHOLDER}), or bind it to 127.0.0.1, or set `allow_unauthenticated = true` \
                  in [{}] if that is what you want",
                 face.setting, face.face

@@ -10,7 +10,6 @@
 //! nothing below them uses a face.
 
 pub mod astro;
-pub mod bearer;
 pub mod custom;
 pub mod dashboard;
 pub mod exposure;
@@ -18,6 +17,7 @@ pub mod http;
 pub mod origins;
 pub mod socketio;
 pub mod streamerbot;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

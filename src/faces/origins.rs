@@ -47,7 +47,7 @@ pub fn refuse(
 }
 
 /// The body of the 403.
-pub const REFUSED: &str = "This page's origin is not in the face's allowed_origins";
+const REFUSED: &str = "This page's origin is not in the face's allowed_origins";
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ use super::{certificates, private_key, provider, read, TlsError};
 use crate::config::TlsFiles;
 
 /// How long a burst of changes to the files is gathered before they are read again…
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
+const DEBOUNCE: Duration = Duration::from_millis(250);
 /// …at most (a folder that never stops changing still gets its files read).
 const MAX_WAIT: Duration = Duration::from_secs(2);
 /// How often the files are compared without news of a change.

@@ -343,6 +343,8 @@ async function token(browser, wrong = rest[0]) {
   await tab.goto(`${base}#/rules`);
   const dialog = tab.getByRole('dialog', { name: 'Admin token' });
   await dialog.waitFor();
+  await tab.keyboard.press('Escape');
+  assert.equal(await dialog.isVisible(), true, 'Esc leaves the dialog open');
   ok('asked');
   await dialog.getByLabel('Token').fill(wrong);
   await dialog.getByRole('button', { name: 'Use this token' }).click();

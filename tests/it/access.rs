@@ -354,8 +354,9 @@ async fn allow_unauthenticated_starts_it_with_a_warning_in_the_banner() {
         .find(|line| line.contains("WARNING"))
         .expect("a warning in the banner");
     assert!(
-        warning.contains("streamerbot listens on 0.0.0.0:")
-            && warning.contains("anyone on your network can use it"),
+        warning.contains("streamerbot listens on ws://0.0.0.0:")
+            && !warning.contains("0.0.0.0:0/")
+            && warning.contains("anyone on your network can connect to it"),
         "{warning}"
     );
     let (mut ws, _) = crate::support::Ws::streamerbot(&server).await;

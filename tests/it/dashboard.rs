@@ -109,6 +109,7 @@ async fn the_feed_refuses_pages_of_other_sites() {
     let (mut ws, _) = tokio_tungstenite::connect_async(same)
         .await
         .expect("the dashboard's own origin is accepted");
+    server.wait_for_subscribed("dashboard");
     let id = server.inject(json!({"source": "mygame", "type": "ping"}));
     let frame = futures_util::StreamExt::next(&mut ws)
         .await
@@ -316,6 +317,7 @@ async fn beyond_loopback_the_page_asks_for_the_admin_token_once() {
 async fn a_page_of_another_site_changes_nothing_and_reads_no_feed() {
     let server = TestServer::start();
     let mut feed = Ws::connect(&server.http("/dashboard/feed").replace("http://", "ws://")).await;
+    server.wait_for_subscribed("dashboard");
     let output = browser("cross-origin", &server, &[]).await;
     assert_steps(&output, &["cross-origin refused"]);
     server.wait_for_logs("http: refused POST /events", 2);

@@ -136,13 +136,9 @@ async fn the_http_face_answers_over_https_and_its_dashboard_feed_over_wss() {
     let (mut ws, _) = tokio_tungstenite::client_async(feed.as_str(), stream)
         .await
         .expect("WebSocket handshake over TLS");
+    server.wait_for_subscribed("dashboard");
     let id = server.inject(json!({"source": "mygame", "type": "ping"}));
-    let frame = tokio::time::timeout(TIMEOUT, ws.next())
-        .await
-        .expect("a feed frame in time")
-        .expect("the feed is open")
-        .expect("a frame");
-    let event: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    let event = next_json(&mut ws).await;
     assert_eq!(event["id"], json!(id));
 }
 
@@ -201,13 +197,18 @@ async fn custom_subscriber(server: &TestServer, trusted: &SelfSigned) -> TlsWs {
     ws
 }
 
+/// The next text frame as JSON; pings (the server's heartbeat) are skipped.
 async fn next_json(ws: &mut TlsWs) -> Value {
-    let frame = tokio::time::timeout(TIMEOUT, ws.next())
-        .await
-        .expect("a frame in time")
-        .expect("the connection is open")
-        .expect("a frame");
-    serde_json::from_str(frame.to_text().unwrap()).expect("JSON")
+    loop {
+        let frame = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use self::protocol::{ErrorCode, Refusal, Request};
 use crate::config::Secret;
 use crate::engine::{self, EngineError, RuleEngine};
 use crate::event::{normalise, Event};
-use crate::faces::{bearer, listen, listening, origins, Setup, Slot, StartError, Started};
+use crate::faces::{listen, listening, origins, tokens, Setup, Slot, StartError, Started};
 use crate::log_limit::{more, Limited};
 use crate::registry::{set_interest, Encode, FaceKind, Frame, Interest, Registry};
 use crate::session::{self, Close, Face, Handled, Link, Out, SessionLimits};
@@ -35,10 +35,10 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
     if !config.listener.enabled {
         return Ok(None);
     }
-    let (token, origin) =
-        bearer::kept(setup.store, TOKEN_KEY, &config.token, "custom.token").await?;
+    let (token, provenance) =
+        tokens::kept(setup.store, TOKEN_KEY, &config.token, "custom.token").await?;
     let note = format!(
-        "custom token {} ({origin}; send it as Authorization: Bearer or ?token=)",
+        "custom token {} ({provenance}; send it as Authorization: Bearer or ?token=)",
         token.expose()
     );
     setup.install(FaceKind::Custom, Encoder).await?;
@@ -108,8 +108,8 @@ pub async fn upgrade(
         return Ok(refused);
     }
     let shared = shared.get_ref().clone();
-    let authorized = bearer::bearer(&request)
-        .or_else(|| bearer::query(&request))
+    let authorized = tokens::bearer(&request)
+        .or_else(|| tokens::query(&request))
         .is_some_and(|candidate| !candidate.is_empty() && shared.token.matches(&candidate));
     let access = if !authorized {
         static LIMITED: Limited = Limited::new();

@@ -27,7 +27,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::Secret;
-use crate::faces::bearer;
+use crate::faces::tokens;
 use crate::log_limit::{more, Limited};
 
 /// The dashboard's live feed, a WebSocket.
@@ -134,7 +134,7 @@ impl Guard {
             return Err(Refusal::Origin);
         }
         let offered =
-            bearer::bearer(request).or_else(|| feed.then(|| bearer::query(request)).flatten());
+            tokens::bearer(request).or_else(|| feed.then(|| tokens::query(request)).flatten());
         // A page of an allowed site, and a request a proxy or tunnel forwarded to loopback, are
         // not this computer's own: like the network, they need the token.
         let foreign_page = origin(request).is_some() && !same_origin(request);

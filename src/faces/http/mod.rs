@@ -19,7 +19,7 @@ use crate::engine::document::Kind;
 use crate::engine::{self, Caller, CreditsRequest, EngineError, RuleEngine};
 use crate::event::{Event, User};
 use crate::faces::dashboard::{self, feed};
-use crate::faces::{bearer, listen, listening, Setup, StartError, Started};
+use crate::faces::{listen, listening, tokens, Setup, StartError, Started};
 use crate::outbound::{
     DeleteConnection, ListConnections, OutboundError, OutboundManager, PutConnection,
     ReconnectConnection,
@@ -64,8 +64,8 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         registry: setup.registry.clone(),
         limits: setup.limits.clone(),
     });
-    let (token, origin) =
-        bearer::kept(setup.store, TOKEN_KEY, &listener.token, "http.token").await?;
+    let (token, provenance) =
+        tokens::kept(setup.store, TOKEN_KEY, &listener.token, "http.token").await?;
     if (1..SHORT_TOKEN).contains(&listener.token.expose().len()) {
         log::warn!(
             "http.token is shorter than {SHORT_TOKEN} characters, which can be guessed; \
@@ -73,10 +73,10 @@ pub async fn start(setup: &Setup<'_>) -> Result<Option<Started>, StartError> {
         );
     }
     let note = format!(
-        "http token   {} ({origin}; {})",
+        "http token   {} ({provenance}; {})",
         token.expose(),
         if listener.listener.exposed() {
-            "every route but /health needs it, as Authorization: Bearer"
+            "every route but /health and the dashboard's files needs it, as Authorization: Bearer"
         } else {
             "scripts send it as Authorization: Bearer to change anything"
         }

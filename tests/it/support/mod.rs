@@ -392,6 +392,31 @@ impl TestServer {
         read_response(self.request("GET", path).call())
     }
 
+    /// Waits until a session of `face` has its subscriptions recorded by the registry (as
+    /// `GET /sessions` lists them): a face that subscribes on its own when it opens (the
+    /// dashboard's feed) says nothing when it has.
+    pub fn wait_for_subscribed(&self, face: &str) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let (_, listed) = self.get("/sessions");
+            let subscribed = listed["sessions"].as_array().is_some_and(|sessions| {
+                sessions.iter().any(|session| {
+                    session["face"] == face
+                        && session["subscriptions"]
+                            .as_array()
+                            .is_some_and(|subscriptions| !subscriptions.is_empty())
+                })
+            });
+            if subscribed {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {face} session subscribed within {TIMEOUT:?}: {listed}"
+            );
+        }
+    }
+
     /// Injects an event through `POST /events` and returns its id.
     pub fn inject(&self, event: Value) -> String {
         let (status, body) = self.post("/events", &event);

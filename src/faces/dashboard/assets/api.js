@@ -21,6 +21,8 @@ function askForToken(why) {
       const dialog = document.getElementById('token-dialog');
       const form = document.getElementById('token-form');
       const input = document.getElementById('token-input');
+      // The page cannot work without the token: Esc does not close the dialog.
+      dialog.addEventListener('cancel', (cancelled) => cancelled.preventDefault());
       form.addEventListener('submit', (submitted) => {
         submitted.preventDefault();
         localStorage.setItem(TOKEN_KEY, input.value.trim());
