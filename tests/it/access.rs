@@ -64,6 +64,48 @@ fn routes() -> Vec<(&'static str, String, String)> {
     routes
 }
 
+/// Every (method, path template) the HTTP face mounts, read from its source: the document routes
+/// (after `fn documents`) under both `/rules` and `/actions`.
+fn mounted_routes() -> Vec<(String, String)> {
+    let route = regex::Regex::new(r#"\.route\(\s*"([^"]*)",\s*web::(\w+)\(\)"#).unwrap();
+    let mut mounted = Vec::new();
+    for file in ["src/faces/http/mod.rs", "src/faces/dashboard/mod.rs"] {
+        let text = std::fs::read_to_string(crate::support::project_dir().join(file)).unwrap();
+        let (top, documents) = text.split_once("fn documents").unwrap_or((&text, ""));
+        for (part, prefixes) in [(top, vec![""]), (documents, vec!["/rules", "/actions"])] {
+            for found in route.captures_iter(part) {
+                for prefix in &prefixes {
+                    let method = found[2].to_ascii_uppercase();
+                    mounted.push((method, format!("{prefix}{}", &found[1])));
+                }
+            }
+        }
+    }
+    mounted
+}
+
+#[test]
+fn the_route_tests_cover_every_route_the_face_mounts() {
+    let mut tried: Vec<(String, String)> = routes()
+        .into_iter()
+        .map(|(method, path, _)| (method.to_owned(), path))
+        .collect();
+    tried.extend(OPEN.iter().map(|path| ("GET".to_owned(), path.to_string())));
+    let mounted = mounted_routes();
+    assert!(mounted.len() > 20, "only {} routes found", mounted.len());
+    let parameter = regex::Regex::new(r"\{[^}]+\}").unwrap();
+    for (method, template) in mounted {
+        let pattern = format!("^{}$", parameter.replace_all(&template, "[^/]+"));
+        let pattern = regex::Regex::new(&pattern).unwrap();
+        assert!(
+            tried
+                .iter()
+                .any(|(tried, path)| *tried == method && pattern.is_match(path)),
+            "{method} {template} is mounted but not in the route tests"
+        );
+    }
+}
+
 /// What anyone may fetch: health, and the dashboard's page and scripts.
 const OPEN: [&str; 3] = ["/health", "/", "/dashboard/app.js"];
 
