@@ -22,11 +22,13 @@ function askForToken(why) {
       const form = document.getElementById('token-form');
       const input = document.getElementById('token-input');
       // The page cannot work without the token: Esc does not close the dialog.
-      dialog.addEventListener('cancel', (cancelled) => cancelled.preventDefault());
+      const stay = (cancelled) => cancelled.preventDefault();
+      dialog.addEventListener('cancel', stay);
       form.addEventListener('submit', (submitted) => {
         submitted.preventDefault();
         localStorage.setItem(TOKEN_KEY, input.value.trim());
         input.value = '';
+        dialog.removeEventListener('cancel', stay);
         dialog.close();
         asking = null;
         resolve();
